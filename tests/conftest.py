@@ -1,0 +1,39 @@
+"""Shared fixtures: a small procedural world written in the real formats, and the tiny model."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope='session')
+def world(tmp_path_factory) -> Path:
+    """24 train / 12 val images (and a few clips), every annotation format of the demo."""
+    from ullava.demo import generate_world
+    out = tmp_path_factory.mktemp('world')
+    generate_world(out, split='train', num_images=24, num_videos=4, seed=0)
+    generate_world(out, split='val', num_images=12, num_videos=2, seed=0)
+    return out
+
+
+@pytest.fixture(scope='session')
+def tiny_cfg():
+    from mmengine.config import Config
+    return Config.fromfile(str(ROOT / 'configs/_base_/models/ullava_tiny.py'))
+
+
+@pytest.fixture()
+def tiny_model(tiny_cfg):
+    from ullava.registry import MODELS
+    torch.manual_seed(0)
+    return MODELS.build(tiny_cfg.model)
+
+
+@pytest.fixture()
+def demo_env(world, monkeypatch):
+    monkeypatch.setenv('ULLAVA_DEMO_DATA', str(world))
+    return dict(os.environ, ULLAVA_DEMO_DATA=str(world))

@@ -1,0 +1,261 @@
+"""Metrics checked against values computed by hand on tiny inputs (hand work in comments)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ullava.evaluation.metrics import (CaptionMetric, RECMetric, RESMetric, SalientMetric,
+                                       SemSegMetric, VQAMetric)
+from ullava.evaluation.metrics.salient_metric import s_measure
+from ullava.evaluation.metrics.vqa_metric import normalize_answer
+
+
+def _mmseg_ready() -> bool:
+    try:
+        import mmcv  # noqa: F401
+        import mmseg  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _masks(*grids):
+    return torch.tensor(np.array(grids, dtype=bool))
+
+
+def _run(metric, *batches):
+    """Feed each batch through process() (as several dataloader steps), then compute."""
+    for batch in batches:
+        metric.process({}, batch)
+    return metric.compute_metrics(metric.results)
+
+
+# ----------------------------------------------------------------------------- RES
+def test_res_metric_by_hand():
+    z = [[0, 0, 0]] * 3
+    # mask 1: perfect, I=3 U=3 -> 1.   mask 2: empty pred & empty GT, I=0 U=0 -> 1 (gIoU).
+    a = dict(pred_masks=_masks([[1, 1, 1], [0, 0, 0], [0, 0, 0]], z),
+             gt_masks=_masks([[1, 1, 1], [0, 0, 0], [0, 0, 0]], z))
+    # mask 3: wholly wrong, pred 2 px, GT 2 other px: I=0 U=4 -> 0.
+    b = dict(pred_masks=_masks([[1, 1, 0], [0, 0, 0], [0, 0, 0]]),
+             gt_masks=_masks([[0, 0, 0], [0, 0, 0], [0, 1, 1]]))
+    # mask 4 (numpy input, no k axis): GT 4 px, pred 3 of them: I=3 U=4 -> 0.75.
+    c = dict(pred_masks=np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]], bool),
+             gt_masks=np.array([[1, 1, 0], [1, 1, 0], [0, 0, 0]], bool))
+    out = _run(RESMetric(), [a], [b, c])
+    # IoUs [1, 1, 0, .75]; cIoU = (3+0+0+3)/(3+0+4+4) = 6/11; gIoU = 2.75/4.
+    assert out['cIoU'] == pytest.approx(6 / 11)
+    assert out['gIoU'] == pytest.approx(0.6875)
+    # IoU >= t: t=.5,.6,.7 -> 3 of 4; t=.8,.9 -> 2 of 4.
+    assert [out[f'prec@{t}'] for t in (0.5, 0.6, 0.7, 0.8, 0.9)] == [.75, .75, .75, .5, .5]
+
+
+def test_res_metric_all_empty_is_perfect():
+    empty = _masks([[0, 0], [0, 0]])
+    out = _run(RESMetric(), [dict(pred_masks=empty, gt_masks=empty)])
+    assert out['cIoU'] == 1.0 and out['gIoU'] == 1.0 and out['prec@0.9'] == 1.0
+
+
+def test_res_metric_shape_mismatch():
+    with pytest.raises(ValueError, match='RESMetric'):
+        RESMetric().process({}, [dict(pred_masks=torch.zeros(2, 2, 2, dtype=torch.bool),
+                                      gt_masks=torch.zeros(1, 2, 2, dtype=torch.bool))])
+
+
+# ----------------------------------------------------------------------------- REC
+def test_rec_metric_by_hand():
+    # Image 10x10. (1) perfect, IoU 1, score .9. (2) pred [6,6,14,14] spills out of the
+    # image; clipped to [6,6,10,10] it equals GT: IoU 1 (unclipped it would be 16/64).
+    a = dict(pred_boxes=torch.tensor([[0., 0, 4, 4], [6, 6, 14, 14]]),
+             pred_box_scores=torch.tensor([.9, .8]),
+             gt_boxes=torch.tensor([[0., 0, 4, 4], [6, 6, 10, 10]]), ori_shape=(10, 10))
+    # (3) wholly wrong, IoU 0, score .7.  (4) [0,0,4,2] vs [0,0,4,4]: I=8 U=16, IoU .5, score .6.
+    b = dict(pred_boxes=np.array([[0., 0, 2, 2]]), pred_box_scores=np.array([.7]),
+             gt_boxes=np.array([[5., 5, 9, 9]]), ori_shape=(10, 10))
+    c = dict(pred_boxes=[[0., 0, 4, 2]], pred_box_scores=[.6], gt_boxes=[[0., 0, 4, 4]],
+             ori_shape=(10, 10, 3))
+    out = _run(RECMetric(), [a], [b, c])
+    assert out['Acc@0.5'] == pytest.approx(3 / 4)  # IoU >= .5 for (1), (2), (4)
+    assert out['mIoU'] == pytest.approx(2.5 / 4)
+    # COCO AP, 4 GTs, detections by score: TP TP FP and (4) TP only at IoU thr .5.
+    # AP50: recall .25,.5,.5,.75 / precision 1,1,2/3,3/4 -> interpolated 1,1,3/4,3/4.
+    #   101 recall points: r<=.5 -> 1 (51 pts), .5<r<=.75 -> .75 (25 pts): 69.75/101.
+    # thr .55..95 (9 of them): (4) is FP: precision 1 up to r=.5 (51 pts): 51/101.
+    ap50 = 69.75 / 101
+    assert out['bbox_AP50'] == pytest.approx(ap50)
+    assert out['bbox_AP'] == pytest.approx((ap50 + 9 * 51 / 101) / 10)
+
+
+def test_rec_metric_perfect_without_scores():
+    s = dict(pred_boxes=torch.tensor([[1., 1, 5, 5]]), gt_boxes=torch.tensor([[1., 1, 5, 5]]),
+             ori_shape=(8, 8))
+    out = _run(RECMetric(), [s, s])
+    assert out == {'Acc@0.5': 1.0, 'mIoU': 1.0, 'bbox_AP': 1.0, 'bbox_AP50': 1.0}
+
+
+# ----------------------------------------------------------------------------- Salient
+def test_s_measure_special_and_hand_cases():
+    gt = np.zeros((4, 4), bool)
+    gt[:2, :2] = True
+    assert s_measure(gt.astype(float), gt) == pytest.approx(1.0)          # perfect
+    assert s_measure(np.zeros((4, 4)), np.zeros((4, 4), bool)) == 1.0     # GT all bg: 1-mean
+    assert s_measure(np.full((4, 4), .25), np.zeros((4, 4), bool)) == .75
+    assert s_measure(np.full((4, 4), .25), np.ones((4, 4), bool)) == .25  # GT all fg: mean
+    # Hand case: GT = top-left 2x2 block of a 4x4 map; pred = GT with pixel (1,1) missed.
+    # S_object: FG values [1,1,1,0]: mean .75, std (N-1) .5 -> 1.5/(.5625+1+.5) = 8/11;
+    #   BG values 1-pred = 1 everywhere -> 2/(1+1) = 1; u = 4/16: S_o = 2/11 + 3/4.
+    # S_region: centroid (1-based) 1.5 -> rounds to 2, four 2x2 quadrants of weight 1/4.
+    #   TL: x=.75, y=1, var_x = .75/3 = .25, var_y = 0, cov = 0 -> alpha=0, beta>0 -> 0.
+    #   other three: pred and GT constant 0 -> 1. S_r = 3/4.
+    # S = .5 (2/11 + 3/4) + .5 (3/4) = 1/11 + 3/4.
+    pred = gt.astype(float)
+    pred[1, 1] = 0
+    assert s_measure(pred, gt) == pytest.approx(1 / 11 + 0.75)
+    # Inverted, GT = centre 2x2 block: FG mean 0 and BG (1-pred) mean 0 -> S_o = 0.
+    # Centroid 2.5 -> 3: TL quadrant 3x3 has 4 GT px, pred = 1-GT, x=5/9, y=4/9,
+    # var = 20/72 both, cov = -20/72 -> SSIM = -40/41; the other quadrants (weight 7/16) are
+    # constant -> 1. S_r = 9/16(-40/41) + 7/16 = -73/656 < 0; S = -73/1312 -> clipped to 0.
+    gt = np.zeros((4, 4), bool)
+    gt[1:3, 1:3] = True
+    assert s_measure(1.0 - gt, gt) == 0.0
+
+
+def test_salient_metric_by_hand():
+    gt1 = _masks([[1, 1], [0, 0]])
+    # Image 1: MAE = (.2+.6+.6+0)/4 = .35. F(beta2=.3) of pred >= t:
+    #   t in (0,.4]: P=2/3 R=1 -> .7222; (.4,.6]: P=R=.5 -> .5; (.6,.8]: P=1 R=.5 -> .65/.8
+    #   = .8125; t=0: P=.5 R=1 -> .5652; t>.8: nothing predicted -> 0.
+    a = dict(pred_mask_scores=torch.tensor([[[.8, .4], [.6, .0]]]), gt_masks=gt1)
+    # Image 2 (numpy, no k axis): perfect -> MAE 0, F = 1 for every t > 0, S = 1.
+    b = dict(pred_mask_scores=np.array([[1., 1], [0, 0]]), gt_masks=np.array([[1, 1], [0, 0]]))
+    out = _run(SalientMetric(), [a], [b])
+    assert out['MAE'] == pytest.approx(0.175)
+    # mean F per threshold, max at t in (.6,.8]: (.8125 + 1) / 2.
+    assert out['maxF'] == pytest.approx(0.90625)
+    s1 = s_measure(np.array([[.8, .4], [.6, .0]]), np.array([[1, 1], [0, 0]], bool))
+    assert out['S-measure'] == pytest.approx((s1 + 1) / 2)
+
+
+def test_salient_metric_empty_gt_and_perfect():
+    zero = torch.zeros(1, 3, 3)
+    out = _run(SalientMetric(), [dict(pred_mask_scores=zero, gt_masks=zero.bool())])
+    # Empty pred for empty GT: no error, S = 1, but F = 0 (recall of an empty GT is 0).
+    assert out == {'MAE': 0.0, 'maxF': 0.0, 'S-measure': 1.0}
+
+
+# ----------------------------------------------------------------------------- VQA
+@pytest.mark.parametrize('raw,norm', [
+    ('Two dogs.', '2 dogs'), ('The cat', 'cat'), ('dont know', "don't know"),
+    ('black/white', 'black white'), ('1,000', '1000'), ('Yes!', 'yes'), ('3.5', '3.5'),
+    ('hello, world', 'hello world'), ('an apple\n', 'apple')])
+def test_vqa_normalize(raw, norm):
+    assert normalize_answer(raw) == norm
+
+
+def test_vqa_metric_by_hand():
+    # 10 GT answers, 2 match "two": leave-one-out over the 10 annotators:
+    #   2 subsets drop a match -> 1/3; 8 keep both -> 2/3: (2/3 + 16/3)/10 = .6.
+    #   Most common GT is "3" -> exact_match 0.
+    a = dict(pred_text='two', gt_answers=['2', 'two'] + ['3'] * 8)
+    # 3 matches: 3 subsets keep 2 -> 2/3, 7 keep 3 -> 1: (2 + 7)/10 = .9 (not 1: the
+    # official leave-one-out); most common GT is "blue" -> exact_match 0.
+    b = dict(pred_text='Red.', gt_answers=['red'] * 3 + ['blue'] * 7)
+    # 4 matches -> every subset has >= 3 -> 1.0; most common "yes" -> exact 1.
+    c = dict(pred_text='Yes', gt_answers=['yes'] * 4 + ['no'] * 3 + ['maybe'] * 3)
+    # One GT answer: exact match after normalisation.
+    d = dict(pred_text='A dog', gt_answers=['dog'])
+    e = dict(pred_text='cat', gt_answers=['dog'])
+    out = _run(VQAMetric(), [a, b], [c], [d, e])
+    assert out['accuracy'] == pytest.approx((.6 + .9 + 1 + 1 + 0) / 5)
+    assert out['exact_match'] == pytest.approx((0 + 0 + 1 + 1 + 0) / 5)
+
+
+# ----------------------------------------------------------------------------- Caption
+def test_caption_metric_by_hand():
+    a = dict(img_id=1, pred_text='a cat sat', gt_captions=['A cat sat down.'])
+    b = dict(img_id='x', pred_text='The dog ran away!', gt_captions=['the dog ran away'])
+    out = _run(CaptionMetric(), [a], [b])
+    # BLEU-4 (corpus): every pred n-gram is in its reference -> precisions 1 (n=1..4:
+    # 7/7, 5/5, 3/3, 1/1); test length 7, closest ref length 8 -> BP = exp(1 - 8/7).
+    assert out['BLEU_4'] == pytest.approx(math.exp(-1 / 7), abs=1e-6)
+    # CIDEr-D: 2 images, no n-gram shared by both -> every idf = log(2/1), so the
+    # tf-idf cosine reduces to counts. Image 2 is perfect: 10.
+    # Image 1, pred {a,cat,sat} vs ref {a,cat,sat,down}: 1-gram 3/(sqrt3*2) = sqrt3/2;
+    # 2-grams 2/(sqrt2*sqrt3); 3-grams 1/(1*sqrt2); 4-grams: pred has none -> 0.
+    # Length penalty exp(-(3-4)^2 / (2*6^2)); mean over n, x10.
+    s1 = 10 * math.exp(-1 / 72) * (math.sqrt(3) / 2 + math.sqrt(2 / 3) + math.sqrt(.5)) / 4
+    assert out['CIDEr'] == pytest.approx((s1 + 10) / 2)
+
+
+def test_caption_metric_perfect():
+    a = dict(img_id=0, pred_text='a red bus on the road', gt_captions=['a red bus on the road'])
+    b = dict(img_id=1, pred_text='two men play chess', gt_captions=['two men play chess'])
+    out = _run(CaptionMetric(), [a, b])
+    assert out['BLEU_4'] == pytest.approx(1.0, abs=1e-6)
+    assert out['CIDEr'] == pytest.approx(10.0)
+
+
+# ----------------------------------------------------------------------------- SemSeg
+@pytest.mark.skipif(not _mmseg_ready(), reason='mmcv/mmseg not importable yet (mmcv build)')
+def test_semseg_metric_by_hand():
+    # Batch 1 (255 ignored): valid GT [0,0,1,1,2], pred [0,1,1,1,2].
+    a = dict(gt_sem_seg=torch.tensor([[0, 0, 1], [1, 2, 255]]),
+             pred_sem_seg=torch.tensor([[0, 1, 1], [1, 2, 2]]),
+             # prompt masks: class a perfect (IoU 1); class b I=1 U=2 -> .5
+             pred_masks=_masks([[1, 0], [0, 0]], [[1, 1], [0, 0]]),
+             gt_masks=_masks([[1, 0], [0, 0]], [[1, 0], [0, 0]]))
+    # Batch 2: one pixel of class 0, right (numpy, [1, H, W]).
+    b = dict(gt_sem_seg=np.zeros((1, 1, 1), np.int64), pred_sem_seg=np.zeros((1, 1, 1)))
+    metric = SemSegMetric()
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    out = _run(metric, [a], [b])
+    # class 0: I=2 U=3 (pred 2, GT 3), Acc 2/3; class 1: I=2 U=3, Acc 1; class 2: I=U=1.
+    assert out['mIoU'] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    assert out['aAcc'] == pytest.approx(5 / 6)
+    assert out['mAcc'] == pytest.approx((2 / 3 + 1 + 1) / 3)
+    assert out['prompt_mIoU'] == pytest.approx(0.75)
+    # A 4th class never seen in GT nor prediction is left out of the means.
+    out4 = _run(SemSegMetric(num_classes=4), [a], [b])
+    assert out4['mIoU'] == pytest.approx(out['mIoU']) and 'prompt_mIoU' in out4
+
+
+@pytest.mark.skipif(not _mmseg_ready(), reason='mmcv/mmseg not importable yet (mmcv build)')
+def test_semseg_metric_needs_classes():
+    with pytest.raises(ValueError, match='num_classes'):
+        SemSegMetric().process({}, [dict(gt_sem_seg=torch.zeros(2, 2),
+                                         pred_sem_seg=torch.zeros(2, 2))])
+
+
+# ----------------------------------------------------------------------------- common
+@pytest.mark.parametrize('metric,sample,missing', [
+    (RESMetric, dict(pred_masks=torch.zeros(1, 2, 2, dtype=torch.bool)), 'gt_masks'),
+    (RECMetric, dict(pred_boxes=torch.zeros(1, 4), gt_boxes=torch.zeros(1, 4)), 'ori_shape'),
+    (SalientMetric, dict(gt_masks=torch.zeros(1, 2, 2)), 'pred_mask_scores'),
+    (VQAMetric, dict(pred_text='yes'), 'gt_answers'),
+    (CaptionMetric, dict(pred_text='a', gt_captions=['a']), 'img_id'),
+])
+def test_missing_key_names_metric_and_key(metric, sample, missing):
+    with pytest.raises(KeyError, match=f'{metric.__name__}.*{missing}'):
+        metric().process({}, [sample])
+
+
+def test_registry_and_evaluator_pipeline():
+    """Built by name from the registry and driven by MMEngine's Evaluator, which turns
+    data samples into plain dicts before process()."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.structures import BaseDataElement
+
+    from ullava.registry import METRICS
+    for name in ('RESMetric', 'RECMetric', 'SalientMetric', 'VQAMetric', 'CaptionMetric',
+                 'SemSegMetric'):
+        assert METRICS.get(name) is not None
+    evaluator = Evaluator([METRICS.build(dict(type='RESMetric')),
+                           METRICS.build(dict(type='VQAMetric'))])
+    sample = BaseDataElement(pred_masks=_masks([[1, 0]]), gt_masks=_masks([[1, 1]]),
+                             pred_text='yes', gt_answers=['yes'])
+    evaluator.process([sample], {})
+    out = evaluator.evaluate(1)
+    assert out == pytest.approx({'cIoU': .5, 'gIoU': .5, 'prec@0.5': 1.0, 'prec@0.6': 0.0,
+                                 'prec@0.7': 0.0, 'prec@0.8': 0.0, 'prec@0.9': 0.0,
+                                 'accuracy': 1.0, 'exact_match': 1.0})

@@ -1,0 +1,64 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CKPT [--work-dir DIR]``.
+
+Writes the final metrics to ``<work-dir>/metrics.json``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+
+from ullava.engine.launch import DictAction, build_runner, cli_main, load_config  # noqa: E402
+from ullava.utils import UserError, maybe_init_cpu_distributed  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a ullava checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where metrics.json and logs go (default: work_dirs/<config>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. test_dataloader.batch_size=4')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def to_jsonable(value):
+    """Metrics may be tensors or numpy scalars; JSON wants plain numbers."""
+    if hasattr(value, 'item') and getattr(value, 'ndim', 0) == 0:
+        return value.item()
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+@cli_main
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    if not osp.isfile(args.checkpoint):
+        raise UserError(f'checkpoint not found: {args.checkpoint}')
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    maybe_init_cpu_distributed(args.launcher)
+    runner = build_runner(cfg)
+    metrics = to_jsonable(runner.test())
+    if runner.rank == 0:
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        out = osp.join(cfg.work_dir, 'metrics.json')
+        with open(out, 'w') as f:
+            json.dump(metrics, f, indent=2, sort_keys=True)
+        print(f'metrics written to {out}')
+
+
+if __name__ == '__main__':
+    main()

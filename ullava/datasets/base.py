@@ -1,0 +1,108 @@
+"""The base of every ullava dataset: annotation-file validation, ``portion``, skip-and-count."""
+from __future__ import annotations
+
+import json
+import os.path as osp
+from typing import Any
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+
+from ullava.utils import UserError
+
+
+class ULLaVADataset(BaseDataset):
+    """Reads a JSON annotation file and turns each record into one or more samples.
+
+    Subclasses implement :meth:`parse_record` (record -> list of data infos), raising
+    :class:`UserError` naming the field for a malformed record.
+
+    Args:
+        ann_file: the annotation JSON (relative to ``data_root``).
+        data_root: root that relative media paths in the records are joined to.
+        task: task name stored in every sample (metrics select their samples by it).
+        portion: fraction of the samples used (a fixed, seeded subset), as u-LLaVA's ``portion``.
+        on_error: ``'raise'`` (default) or ``'skip'``: skip bad records (and samples whose
+            media fail to load in training), counting and logging them.
+        check_files: check at load time that every referenced media file exists.
+    """
+
+    def __init__(self, ann_file: str, data_root: str = '', task: str = 'task',
+                 portion: float = 1.0, on_error: str = 'raise', check_files: bool = True,
+                 **kwargs: Any) -> None:
+        if on_error not in ('raise', 'skip'):
+            raise UserError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if not 0 < portion <= 1:
+            raise UserError(f'portion must be in (0, 1], got {portion}')
+        self.task, self.portion, self.on_error, self.check_files = task, portion, on_error, check_files
+        self.num_skipped = 0
+        super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    def media_path(self, record: dict, field: str, index: int) -> str:
+        """Join ``record[field]`` to the data root; check it exists when ``check_files``."""
+        value = self.require(record, field, index)
+        path = value if osp.isabs(value) else osp.join(self.data_root, value)
+        if self.check_files and not osp.exists(path):
+            raise UserError(f'{self.ann_file} record {index}: {field} {path} does not exist')
+        return path
+
+    def require(self, record: dict, field: str, index: int, kind: type | tuple = object) -> Any:
+        if not isinstance(record, dict) or field not in record:
+            raise UserError(f'{self.ann_file} record {index}: missing field "{field}"')
+        if not isinstance(record[field], kind):
+            raise UserError(f'{self.ann_file} record {index}: field "{field}" should be '
+                            f'{getattr(kind, "__name__", kind)}, got {type(record[field]).__name__}')
+        return record[field]
+
+    def parse_record(self, record: dict, index: int) -> list[dict]:
+        raise NotImplementedError
+
+    # -- loading -------------------------------------------------------------------------
+    def read_annotations(self) -> Any:
+        if not osp.isfile(self.ann_file):
+            raise UserError(f'annotation file not found: {self.ann_file}')
+        try:
+            with open(self.ann_file) as f:
+                return json.load(f)
+        except json.JSONDecodeError as err:
+            raise UserError(f'{self.ann_file} is not valid JSON: {err}') from None
+
+    def records(self, annotations: Any) -> list:
+        if not isinstance(annotations, list):
+            raise UserError(f'{self.ann_file}: expected a JSON list of records')
+        return annotations
+
+    def load_data_list(self) -> list[dict]:
+        data_list = []
+        for index, record in enumerate(self.records(self.read_annotations())):
+            try:
+                infos = self.parse_record(record, index)
+            except UserError:
+                if self.on_error == 'raise':
+                    raise
+                self.num_skipped += 1
+                continue
+            for info in infos:
+                info.update(task=self.task, ann_file=self.ann_file, record_idx=index)
+            data_list.extend(infos)
+        if self.num_skipped:
+            print_log(f'{self.ann_file}: skipped {self.num_skipped} malformed records', 'current',
+                      level=30)
+        if self.portion < 1:
+            keep = int(round(len(data_list) * self.portion))
+            order = np.random.default_rng(0).permutation(len(data_list))[:keep]
+            data_list = [data_list[i] for i in sorted(order)]
+        return data_list
+
+    def prepare_data(self, idx: int) -> Any:
+        try:
+            return super().prepare_data(idx)
+        except UserError:
+            if self.on_error == 'raise' or self.test_mode:
+                raise
+            self.num_skipped += 1
+            print_log(f'{self.ann_file}: skipped sample {idx} (failed to load); '
+                      f'{self.num_skipped} skipped so far', 'current', level=30)
+            return None  # BaseDataset then draws another sample

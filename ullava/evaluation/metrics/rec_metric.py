@@ -1,0 +1,99 @@
+"""Referring expression comprehension (box grounding): Acc@0.5, mean IoU, COCO bbox AP."""
+import contextlib
+import io
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from torchvision.ops import box_iou
+
+from ullava.registry import METRICS
+from ._utils import get_field, has_field, to_tensor
+
+
+@METRICS.register_module()
+class RECMetric(BaseMetric):
+    """Box grounding accuracy; one sample = one referring expression = one box.
+
+    * ``Acc@0.5``: fraction of predicted boxes whose IoU with their GT box is >= 0.5
+      (the usual RefCOCO REC accuracy; ``iou_thr`` changes the threshold and the key).
+    * ``mIoU``: mean IoU of predicted vs GT box.
+    * ``bbox_AP`` / ``bbox_AP50``: COCO AP@[.5:.95] / AP@.5 from pycocotools, each
+      expression being its own "image" with one GT box and one detection of a single
+      category, scored by ``pred_box_scores`` (1.0 when the model gives none).
+
+    Boxes are clipped to the image (``ori_shape``) before any IoU: a box that spills
+    outside the image would otherwise count area that cannot hold the object and lower
+    its IoU, and COCO-style evaluation would disagree with the pixels actually shown.
+    """
+
+    default_prefix: Optional[str] = ''  # keys unprefixed ('' also silences MMEngine's warning)
+
+    def __init__(self, iou_thr: float = 0.5, collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.iou_thr = float(iou_thr)
+
+    @staticmethod
+    def _clip(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        boxes = boxes.clone()
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
+        return boxes
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            pred = to_tensor(get_field(sample, 'pred_boxes', 'RECMetric'), torch.float64)
+            gt = to_tensor(get_field(sample, 'gt_boxes', 'RECMetric'), torch.float64)
+            height, width = (int(v) for v in get_field(sample, 'ori_shape', 'RECMetric')[:2])
+            pred, gt = pred.reshape(-1, 4), gt.reshape(-1, 4)
+            if len(pred) != len(gt):
+                raise ValueError(f'RECMetric: {len(pred)} pred_boxes but {len(gt)} gt_boxes '
+                                 '(one box per referring expression is expected)')
+            scores = (to_tensor(get_field(sample, 'pred_box_scores', 'RECMetric'),
+                                torch.float64).reshape(-1)
+                      if has_field(sample, 'pred_box_scores') else torch.ones(len(pred)))
+            pred, gt = self._clip(pred, height, width), self._clip(gt, height, width)
+            iou = box_iou(pred, gt).diagonal() if len(pred) else torch.zeros(0)
+            for k in range(len(pred)):
+                self.results.append(dict(iou=float(iou[k]), score=float(scores[k]),
+                                         pred=pred[k].tolist(), gt=gt[k].tolist()))
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        if not results:
+            raise ValueError('RECMetric: no boxes were processed')
+        iou = np.array([r['iou'] for r in results])
+        metrics = {f'Acc@{self.iou_thr:g}': float((iou >= self.iou_thr).mean()),
+                   'mIoU': float(iou.mean())}
+        ap, ap50 = self._coco_ap(results)
+        metrics.update(bbox_AP=ap, bbox_AP50=ap50)
+        return metrics
+
+    @staticmethod
+    def _coco_ap(results: List[dict]):
+        """COCO bbox AP / AP50 over in-memory GT and detections (pycocotools)."""
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        def xywh(b):
+            return [b[0], b[1], b[2] - b[0], b[3] - b[1]]
+
+        images, anns, dets = [], [], []
+        for i, r in enumerate(results):
+            box = xywh(r['gt'])
+            images.append(dict(id=i))
+            anns.append(dict(id=i + 1, image_id=i, category_id=1, bbox=box,
+                             area=box[2] * box[3], iscrowd=0))
+            dets.append(dict(image_id=i, category_id=1, bbox=xywh(r['pred']), score=r['score']))
+        # pycocotools prints progress on stdout; keep the evaluation log clean.
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO()
+            gt.dataset = dict(images=images, annotations=anns,
+                              categories=[dict(id=1, name='object')])
+            gt.createIndex()
+            ev = COCOeval(gt, gt.loadRes(dets), iouType='bbox')
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        return float(ev.stats[0]), float(ev.stats[1])

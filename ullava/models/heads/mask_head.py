@@ -1,0 +1,151 @@
+"""[SEG] hidden state -> SAM sparse prompt -> SAM mask decoder -> masks.
+
+Built from segment-anything's own classes (ImageEncoderViT, PromptEncoder, MaskDecoder), any size
+from the config, optionally loaded from an official SAM ``.pth`` (weights_only).
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder,
+                                       TwoWayTransformer)
+from torch import nn
+
+from ullava.utils import UserError, load_external_checkpoint
+
+# The three SAM sizes of the segment-anything release.
+SAM_PRESETS = {
+    'vit_h': dict(embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)),
+    'vit_l': dict(embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)),
+    'vit_b': dict(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11)),
+}
+
+
+def mlp(*dims: int) -> nn.Sequential:
+    """Linear layers with ReLU between them."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class SAMMaskHead(nn.Module):
+    """SAM driven by the LLM's [SEG] states.
+
+    Args:
+        llm_hidden: hidden size of the LLM.
+        encoder: ``'vit_h' | 'vit_l' | 'vit_b'`` or a dict of ImageEncoderViT sizes.
+        image_size: SAM input side (1024 for the released SAM).
+        patch_size: ViT patch size (16 for the released SAM).
+        prompt_dim: SAM's prompt/transformer width (256 for the released SAM).
+        decoder: sizes of the two-way transformer (depth, mlp_dim, num_heads).
+        checkpoint: an official SAM ``.pth`` (keys ``image_encoder.*``, ``prompt_encoder.*``,
+            ``mask_decoder.*``), loaded with weights_only=True.
+    """
+
+    def __init__(self, llm_hidden: int, encoder: str | dict = 'vit_h', image_size: int = 1024,
+                 patch_size: int = 16, prompt_dim: int = 256, decoder: dict | None = None,
+                 checkpoint: str | None = None) -> None:
+        super().__init__()
+        enc = dict(SAM_PRESETS[encoder]) if isinstance(encoder, str) else dict(encoder)
+        enc.setdefault('global_attn_indexes', ())
+        enc.setdefault('window_size', 14)
+        dec = {**dict(depth=2, mlp_dim=2048, num_heads=8), **(decoder or {})}
+        grid = image_size // patch_size
+        self.image_size = image_size
+        self.image_encoder = ImageEncoderViT(
+            img_size=image_size, patch_size=patch_size, out_chans=prompt_dim, mlp_ratio=4,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True, **enc)
+        self.prompt_encoder = PromptEncoder(
+            embed_dim=prompt_dim, image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size), mask_in_chans=16)
+        self.mask_decoder = MaskDecoder(
+            num_multimask_outputs=3, transformer_dim=prompt_dim, iou_head_depth=3,
+            iou_head_hidden_dim=256,
+            transformer=TwoWayTransformer(embedding_dim=prompt_dim, **dec))
+        # u-LLaVA's text-to-prompt projection: Linear(h, h) -> ReLU -> Linear(h, 256)
+        self.seg_projector = mlp(llm_hidden, llm_hidden, prompt_dim)
+        if checkpoint is not None:
+            self.load_sam(checkpoint)
+
+    def load_sam(self, path: str) -> None:
+        """Load an official SAM checkpoint; a clear error naming bad keys or shapes."""
+        state = load_external_checkpoint(path)
+        own = {k: v for k, v in self.state_dict().items() if not k.startswith('seg_projector.')}
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise UserError(f'SAM checkpoint {path}: missing keys {missing[:8]}'
+                            f'{"..." if len(missing) > 8 else ""} ({len(missing)}), unexpected keys '
+                            f'{unexpected[:8]}{"..." if len(unexpected) > 8 else ""} ({len(unexpected)})')
+        bad = [f'{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}'
+               for k, v in own.items() if state[k].shape != v.shape]
+        if bad:
+            raise UserError(f'SAM checkpoint {path}: shape mismatch: {bad[:5]}')
+        self.load_state_dict(state, strict=False)
+
+    def unused_parameters(self) -> list[nn.Parameter]:
+        """SAM parts the single-mask, text-prompted path never uses (kept for checkpoint layout)."""
+        dec = self.mask_decoder
+        unused = [*dec.iou_prediction_head.parameters(),
+                  *(p for mlp_ in dec.output_hypernetworks_mlps[1:] for p in mlp_.parameters())]
+        pe = self.prompt_encoder
+        unused += [p for m in (pe.point_embeddings, pe.not_a_point_embed, pe.mask_downscaling)
+                   for p in m.parameters()]
+        return unused
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """[B,3,S,S] normalised SAM inputs -> image embeddings [B,C,S/16,S/16], batched."""
+        return self.image_encoder(images)
+
+    def forward(self, image_embeddings: torch.Tensor, seg_states: torch.Tensor,
+                prompt_to_image: torch.Tensor) -> torch.Tensor:
+        """Decode one mask per [SEG] state.
+
+        Args:
+            image_embeddings: [B,C,h,w] from :meth:`encode_images`.
+            seg_states: [P,H] last-layer LLM hidden states of the [SEG] tokens.
+            prompt_to_image: [P] index into ``image_embeddings`` for each prompt.
+
+        Returns:
+            Mask logits [P, S, S] in the SAM input frame (resized + padded image).
+        """
+        sparse = self.seg_projector(seg_states).unsqueeze(1)  # [P,1,C]
+        low_res = self._decode(image_embeddings[prompt_to_image], sparse)
+        return F.interpolate(low_res, (self.image_size, self.image_size), mode='bilinear',
+                             align_corners=False)[:, 0]
+
+    def _decode(self, src: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        """SAM's ``MaskDecoder.predict_masks`` for per-prompt image embeddings.
+
+        Written here because SAM's version repeats ONE image embedding for all prompts, which
+        forces a Python loop over the images of a batch; we gather each prompt's own image
+        embedding instead so the whole batch is one call. Only the single-mask output token is
+        decoded (the IoU head and the multimask outputs are unused, as in u-LLaVA).
+        """
+        dec = self.mask_decoder
+        p = src.shape[0]
+        tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+        tokens = torch.cat([tokens.unsqueeze(0).expand(p, -1, -1), sparse.to(tokens.dtype)], dim=1)
+        dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        src = src + dense
+        pos = self.prompt_encoder.get_dense_pe().expand(p, -1, -1, -1)
+        b, c, h, w = src.shape
+        hs, src = dec.transformer(src, pos, tokens)
+        src = src.transpose(1, 2).reshape(b, c, h, w)
+        upscaled = dec.output_upscaling(src)
+        hyper = dec.output_hypernetworks_mlps[0](hs[:, 1, :]).unsqueeze(1)  # [P,1,C/8]
+        b, c, h, w = upscaled.shape
+        return (hyper @ upscaled.view(b, c, h * w)).view(b, 1, h, w)
+
+
+def postprocess_masks(logits: torch.Tensor, resized_hw: tuple[int, int],
+                      ori_hw: tuple[int, int]) -> torch.Tensor:
+    """Mask logits in the SAM frame [k,S,S] -> logits at the original image size [k,H,W]."""
+    cropped = logits[:, :resized_hw[0], :resized_hw[1]]
+    return F.interpolate(cropped[:, None].float(), ori_hw, mode='bilinear',
+                         align_corners=False)[:, 0]

@@ -1,0 +1,90 @@
+"""The LLM and its tokenizer: any transformers causal LM, loaded from a local folder or built
+from a config dict (the tiny configs), plus ullava's special tokens."""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer,
+                          PreTrainedModel, PreTrainedTokenizerBase)
+
+from ullava.utils import UserError
+
+from .tokens import PAD, SPECIAL_TOKENS
+
+
+def _check_folder(path: str | os.PathLike, what: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(f'{what}: folder not found: {folder} (weights load from local folders only)')
+    return folder
+
+
+def add_special_tokens(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Add ullava's special tokens (and a pad token) in a fixed order, so ids are reproducible."""
+    missing = [t for t in SPECIAL_TOKENS if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_tokens(missing, special_tokens=True)
+    if tokenizer.pad_token is None:
+        tokenizer.add_special_tokens({'pad_token': PAD})
+    return tokenizer
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_tokenizer(path: str | None, tiny: bool) -> PreTrainedTokenizerBase:
+    if tiny:
+        from ullava.models.tiny_tokenizer import build_tiny_tokenizer
+        tokenizer = build_tiny_tokenizer()
+    else:
+        folder = _check_folder(path, 'tokenizer')
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    return add_special_tokens(tokenizer)
+
+
+def build_tokenizer(path: str | None = None, tiny: bool = False) -> PreTrainedTokenizerBase:
+    """Tokenizer from a local folder, or the built-in tiny one; with ullava's special tokens."""
+    if not tiny and path is None:
+        raise UserError('tokenizer: give `path` (a local tokenizer folder) or `tiny=True`')
+    return _cached_tokenizer(None if tiny else str(path), tiny)
+
+
+def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    """Map each special token to its id; a clear error if the tokenizer lacks any."""
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if missing or tokenizer.pad_token_id is None:
+        raise UserError(f'tokenizer {getattr(tokenizer, "name_or_path", "")!r} lacks ullava special '
+                        f'tokens {missing or [PAD]}; build it with ullava.models.build_tokenizer')
+    return {t: vocab[t] for t in SPECIAL_TOKENS}
+
+
+def build_llm(tokenizer: PreTrainedTokenizerBase, pretrained: str | None = None,
+              config: dict | None = None, torch_dtype: str = 'float32',
+              gradient_checkpointing: bool = False) -> PreTrainedModel:
+    """A causal LM from a local HF folder (``pretrained``) or from a config dict (random init)."""
+    dtype = getattr(torch, torch_dtype)
+    if pretrained is not None:
+        folder = _check_folder(pretrained, 'llm')
+        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+    elif config is not None:
+        config = dict(config)
+        config.setdefault('vocab_size', len(tokenizer))
+        hf_config = AutoConfig.for_model(config.pop('model_type', 'llama'), **config)
+        model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype)
+    else:
+        raise UserError('llm: give `pretrained` (a local HF folder) or `config` (a dict)')
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
+
+
+def decoder_and_head(llm: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """The transformer body and the LM head, whether or not peft wraps the model."""
+    base = llm.get_base_model() if hasattr(llm, 'get_base_model') else llm
+    return base.get_decoder(), base.get_output_embeddings()

@@ -1,0 +1,3 @@
+from .data_sample import ULLaVADataSample
+
+__all__ = ['ULLaVADataSample']

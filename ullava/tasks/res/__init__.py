@@ -1,0 +1,7 @@
+"""Referring expression segmentation: RefCOCO-family data, the SAM mask head, cIoU / gIoU."""
+from ullava.evaluation.metrics import RESMetric
+
+from .dataset import RefCOCODataset
+
+__all__ = ['RefCOCODataset', 'RESMetric']
+HEAD = 'mask_head'  # answered through [SEG] -> SAM mask decoder
