@@ -204,7 +204,7 @@ class ULLaVA(BaseModel):
     def _zero(self, module) -> torch.Tensor:
         """A zero that touches every trainable parameter of ``module`` (keeps DDP in step)."""
         return sum((p.sum() * 0 for p in module.parameters() if p.requires_grad),
-                   torch.zeros((), device=self.device))
+                   torch.zeros((), device=self.data_preprocessor.device))
 
     def loss(self, inputs: dict, data_samples: list[ULLaVADataSample]) -> dict:
         ids, labels = inputs['input_ids'], inputs['labels']

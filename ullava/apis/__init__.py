@@ -1,0 +1,3 @@
+from .inferencer import ULLaVAInferencer
+
+__all__ = ['ULLaVAInferencer']

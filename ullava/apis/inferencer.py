@@ -1,0 +1,84 @@
+"""Load a model once, ask it many questions: ``ULLaVAInferencer(cfg, ckpt)(image, prompt)``."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.dataset import Compose
+
+from ullava.datasets.collate import ullava_collate
+from ullava.engine.launch import load_config
+from ullava.registry import MODELS
+from ullava.utils import UserError, install_compat
+
+
+def _test_pipeline(cfg) -> list:
+    """The pipeline of the config's first test dataset (a mixture's first member)."""
+    if 'pipeline' in cfg:
+        return copy.deepcopy(cfg.pipeline)
+    dataset = cfg.test_dataloader.dataset
+    dataset = dataset.datasets[0] if 'datasets' in dataset else dataset
+    return copy.deepcopy(dataset.pipeline)
+
+
+class ULLaVAInferencer:
+    """Args:
+        config: a config path (or a loaded Config).
+        checkpoint: a checkpoint written by ``tools/train.py`` (or None for random weights).
+        device: ``'cpu'``, ``'cuda'``...; default: CUDA when available.
+    """
+
+    def __init__(self, config: Any, checkpoint: str | None = None, device: str | None = None,
+                 cfg_options: dict | None = None) -> None:
+        install_compat()
+        self.cfg = load_config(config, cfg_options) if isinstance(config, (str, Path)) else config
+        self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        self.model = MODELS.build(copy.deepcopy(self.cfg.model))
+        if checkpoint is not None:
+            from mmengine.runner.checkpoint import _load_checkpoint
+            state = _load_checkpoint(str(checkpoint), map_location='cpu')
+            self.model.load_state_dict(state.get('state_dict', state))
+        self.model.to(self.device).eval()
+        self.pipeline = Compose([t for t in _test_pipeline(self.cfg)
+                                 if t['type'] not in ('LoadMasks',)])
+
+    def prepare(self, prompt: str, image: str | np.ndarray | None = None,
+                video: str | None = None) -> dict:
+        if not prompt or not prompt.strip():
+            raise UserError('the prompt is empty')
+        results: dict = dict(task='infer', record_idx=0, ann_file='<request>')
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3:
+                raise UserError(f'image must be an RGB array of shape HxWx3, got {image.shape}')
+            results.update(img=image.astype(np.uint8), ori_shape=image.shape[:2])
+        elif image is not None:
+            results['img_path'] = str(image)
+        if video is not None:
+            results['video_path'] = str(video)
+        tag = '<video>\n' if video is not None else '<image>\n' if image is not None else ''
+        if '<image>' in prompt or '<video>' in prompt:
+            tag = ''
+        results['conversations'] = [{'from': 'human', 'value': tag + prompt.strip()},
+                                    {'from': 'gpt', 'value': ''}]
+        return self.pipeline(results)
+
+    @torch.no_grad()
+    def __call__(self, prompt: str, image: str | np.ndarray | None = None,
+                 video: str | None = None) -> dict:
+        """Returns ``dict(text, masks [k,H,W] bool, scores, boxes [k,4] xyxy pixels)``."""
+        return self.batch([dict(prompt=prompt, image=image, video=video)])[0]
+
+    @torch.no_grad()
+    def batch(self, requests: list[dict]) -> list[dict]:
+        packed = [self.prepare(**r) for r in requests]
+        data = self.model.data_preprocessor(ullava_collate(packed), False)
+        protocol, self.model.predict_protocol = self.model.predict_protocol, 'generate'
+        try:
+            out = self.model(**data, mode='predict')
+        finally:
+            self.model.predict_protocol = protocol
+        return [dict(text=s.pred_text, masks=s.pred_masks.cpu(), scores=s.pred_mask_scores.cpu(),
+                     boxes=s.pred_boxes.cpu()) for s in out]

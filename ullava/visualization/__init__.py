@@ -1,0 +1,3 @@
+from .visualizer import ULLaVAVisualizer, overlay
+
+__all__ = ['ULLaVAVisualizer', 'overlay']
