@@ -114,3 +114,15 @@ def test_batch_without_seg_or_loc_still_touches_every_trainable_head(tiny_model)
     assert losses['loss_mask_bce'] == 0 and losses['loss_box_l1'] == 0
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in tiny_model.box_head.parameters())
+
+
+def test_training_everything_still_gives_every_trainable_parameter_a_gradient(tiny_model):
+    """With every module trainable (the demo), parts u-LLaVA never uses (CLIP layers after the
+    selected one, SAM's multimask outputs) stay frozen, so DDP never waits for their grads."""
+    tiny_model.set_trainable(['.'])
+    data = tiny_model.data_preprocessor(mixed_batch(tiny_model), True)
+    sum(tiny_model(**data, mode='loss').values()).backward()
+    missing = [n for n, p in tiny_model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    assert any(n.startswith('vision_tower.') and p.requires_grad
+               for n, p in tiny_model.named_parameters())

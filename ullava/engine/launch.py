@@ -55,6 +55,12 @@ def build_runner(cfg: Config):
     """Runner for plain training, FlexibleRunner when the config names a strategy (DeepSpeed)."""
     install_compat()
     import ullava.datasets  # noqa: F401  (the Runner finds collate functions only once imported)
+    import torch
+    if cfg.get('launcher', 'none') != 'none' and not torch.cuda.is_available() \
+            and cfg.get('strategy') is None:
+        # DDP on CPU: no device ids (MMEngine's default passes the local rank as a CUDA id)
+        cfg.setdefault('model_wrapper_cfg', dict(type='MMDistributedDataParallel', device_ids=None,
+                                                 broadcast_buffers=False))
     if cfg.get('strategy') is not None:
         from mmengine.runner import FlexibleRunner
         return FlexibleRunner.from_cfg(cfg)

@@ -90,9 +90,11 @@ class ULLaVA(BaseModel):
         regexes = [re.compile(p) for p in patterns]
         for name, param in self.named_parameters():
             param.requires_grad_(any(r.search(name) for r in regexes))
+        unused = self.vision_tower.unused_parameters()
         if self.mask_head is not None:
-            for param in self.mask_head.unused_parameters():
-                param.requires_grad_(False)
+            unused += self.mask_head.unused_parameters()
+        for param in unused:
+            param.requires_grad_(False)
         rows: dict[str, list[int]] = {}
         for name, param in self.named_parameters():
             counts = rows.setdefault(name.split('.')[0], [0, 0])

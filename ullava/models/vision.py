@@ -54,6 +54,15 @@ class CLIPVisionTower(nn.Module):
     def num_video_tokens(self) -> int:
         return self.num_patches + self.num_frames
 
+    def unused_parameters(self) -> list[nn.Parameter]:
+        """Layers after ``select_layer`` and the post-layernorm never see a gradient: kept for the
+        checkpoint layout, never trained (DDP would wait forever for their gradients)."""
+        body = getattr(self.clip, 'vision_model', self.clip)  # transformers < 5 nests the body
+        layers = body.encoder.layers
+        first_unused = len(layers) + 1 + self.select_layer if self.select_layer < 0 else self.select_layer
+        unused = [p for layer in layers[first_unused:] for p in layer.parameters()]
+        return unused + list(body.post_layernorm.parameters())
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise UserError(f'vision tower expects images of shape [B, 3, H, W], got '

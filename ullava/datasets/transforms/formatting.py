@@ -52,7 +52,7 @@ class PackULLaVAInputs(BaseTransform):
 
     def __init__(self, meta_keys: Sequence[str] = ('task', 'img_path', 'video_path', 'ori_shape',
                                                    'sam_resized_shape', 'prompt', 'img_id',
-                                                   'record_idx', 'prompt_class_ids',
+                                                   'record_idx', 'sample_idx', 'prompt_class_ids',
                                                    'background_id')) -> None:
         self.meta_keys = tuple(meta_keys)
 
