@@ -41,9 +41,14 @@ class ULLaVADataset(BaseDataset):
 
     # -- helpers for subclasses ------------------------------------------------------------
     def media_path(self, record: dict, field: str, index: int) -> str:
-        """Join ``record[field]`` to the data root; check it exists when ``check_files``."""
-        value = self.require(record, field, index)
-        path = value if osp.isabs(value) else osp.join(self.data_root, value)
+        """Join ``record[field]`` to the media root; check it exists when ``check_files``.
+
+        The media root is ``data_prefix['img_path']`` when given (MMEngine joins it to
+        ``data_root``), so annotations and images may live in different folders under one root.
+        """
+        value = self.require(record, field, index, str)
+        root = (self.data_prefix or {}).get('img_path') or self.data_root
+        path = value if osp.isabs(value) else osp.join(root, value)
         if self.check_files and not osp.exists(path):
             raise UserError(f'{self.ann_file} record {index}: {field} {path} does not exist')
         return path

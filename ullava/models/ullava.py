@@ -28,6 +28,11 @@ from .projector import build_projector
 from .tokens import IGNORE_INDEX, IMAGE_PATCH, LOC, SEG, VIDEO_PATCH
 from .vision import CLIPVisionTower
 
+def dtype_of(module: torch.nn.Module) -> torch.dtype:
+    """The parameter dtype of a module (DeepSpeed bf16 or ``torch_dtype`` may differ from fp32)."""
+    return next(module.parameters()).dtype
+
+
 LOSS_WEIGHTS = dict(ce=1.0, bce=2.0, dice=0.5, l1=1.0, giou=1.0)  # the reference's weights
 
 
@@ -139,9 +144,11 @@ class ULLaVA(BaseModel):
         embeds = self.llm.get_input_embeddings()(input_ids)
         image_feats = video_feats = None
         if inputs.get('images') is not None:
-            image_feats = self.projector(self.vision_tower(inputs['images']))
+            feats = self.vision_tower(inputs['images'])
+            image_feats = self.projector(feats.to(dtype_of(self.projector)))
         if inputs.get('videos') is not None:
-            video_feats = self.projector(self.vision_tower.encode_video(inputs['videos']))
+            feats = self.vision_tower.encode_video(inputs['videos'])
+            video_feats = self.projector(feats.to(dtype_of(self.projector)))
         embeds = self._splice(embeds, input_ids, IMAGE_PATCH, image_feats, inputs.get('image_index'))
         return self._splice(embeds, input_ids, VIDEO_PATCH, video_feats, inputs.get('video_index'))
 
@@ -168,11 +175,11 @@ class ULLaVA(BaseModel):
         needed, prompt_to_image = torch.unique(sample_idx, return_inverse=True)
         if (sam_of_sample[needed] < 0).any():
             raise UserError('a sample with [SEG] in its answer has no SAM image')
-        images = inputs['sam_images'][sam_of_sample[needed]]
+        images = inputs['sam_images'][sam_of_sample[needed]].to(dtype_of(self.mask_head))
         encoder_trains = any(p.requires_grad for p in self.mask_head.image_encoder.parameters())
         with torch.set_grad_enabled(encoder_trains and torch.is_grad_enabled()):
             embeddings = self.mask_head.encode_images(images)
-        return self.mask_head(embeddings, states.to(embeddings.dtype), prompt_to_image)
+        return self.mask_head(embeddings, states.to(embeddings.dtype), prompt_to_image).float()
 
     @staticmethod
     def _targets(data_samples: Sequence[ULLaVADataSample], field: str, counts: torch.Tensor,
@@ -234,7 +241,7 @@ class ULLaVA(BaseModel):
             states, _, counts = self._prompts(ids, hidden, LOC)
             gt = self._targets(data_samples, 'gt_boxes_norm', counts, LOC, optional=True)
             if gt is not None:
-                boxes = self.box_head(states.float())
+                boxes = self.box_head(states.to(dtype_of(self.box_head))).float()
                 result['loss_box_l1'] = w['l1'] * losses.box_l1_loss(boxes, gt)
                 result['loss_box_giou'] = w['giou'] * losses.box_giou_loss(boxes, gt)
             else:
@@ -298,7 +305,8 @@ class ULLaVA(BaseModel):
         if self.box_head is not None:
             states, _, loc_counts = self._prompts(ids, hidden, LOC)
             if len(states):
-                head_boxes = self.box_head(states.float()).split(loc_counts.tolist())
+                head_boxes = self.box_head(states.to(dtype_of(self.box_head))).float() \
+                    .split(loc_counts.tolist())
         for i, ds in enumerate(data_samples):
             h, w = ds.metainfo.get('ori_shape', (0, 0))
             want = len(ds.gt_masks) if 'gt_masks' in ds else len(ds.gt_boxes) if 'gt_boxes' in ds \

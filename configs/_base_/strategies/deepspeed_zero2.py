@@ -1,3 +1,5 @@
+# A preset to add to a config's _base_ list; the config then sets
+#   optim_wrapper = dict(_delete_=True, type='DeepSpeedOptimWrapper', optimizer=dict(...))
 # DeepSpeed ZeRO-2 in bf16 through MMEngine's FlexibleRunner (u-LLaVA's training set-up).
 # Set `offload_optimizer=dict(device='cpu')` to keep the optimizer state in host memory.
 runner_type = 'FlexibleRunner'
@@ -16,5 +18,3 @@ strategy = dict(
         offload_optimizer=dict(device='none'),
     ),
 )
-optim_wrapper = dict(_delete_=True, type='DeepSpeedOptimWrapper',
-                     optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.95), weight_decay=0.0))

@@ -1,3 +1,5 @@
+# A preset to add to a config's _base_ list; the config then sets
+#   optim_wrapper = dict(_delete_=True, type='DeepSpeedOptimWrapper', optimizer=dict(...))
 # DeepSpeed ZeRO-3 in bf16: parameters, gradients and optimizer state are all sharded.
 # Set `offload_param=dict(device='cpu')` / `offload_optimizer=dict(device='cpu')` to offload.
 runner_type = 'FlexibleRunner'
@@ -17,5 +19,3 @@ strategy = dict(
         offload_param=dict(device='none'),
     ),
 )
-optim_wrapper = dict(_delete_=True, type='DeepSpeedOptimWrapper',
-                     optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.95), weight_decay=0.0))

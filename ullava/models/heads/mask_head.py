@@ -5,7 +5,9 @@ from the config, optionally loaded from an official SAM ``.pth`` (weights_only).
 """
 from __future__ import annotations
 
+import os
 from functools import partial
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,28 +40,38 @@ class SAMMaskHead(nn.Module):
 
     Args:
         llm_hidden: hidden size of the LLM.
-        encoder: ``'vit_h' | 'vit_l' | 'vit_b'`` or a dict of ImageEncoderViT sizes.
+        encoder: ``'vit_h' | 'vit_l' | 'vit_b'``, a dict of ImageEncoderViT sizes, or
+            ``'tiny_vit'`` (MobileSAM's TinyViT encoder, from timm; see ``tinyvit_encoder.py``).
         image_size: SAM input side (1024 for the released SAM).
         patch_size: ViT patch size (16 for the released SAM).
         prompt_dim: SAM's prompt/transformer width (256 for the released SAM).
         decoder: sizes of the two-way transformer (depth, mlp_dim, num_heads).
         checkpoint: an official SAM ``.pth`` (keys ``image_encoder.*``, ``prompt_encoder.*``,
-            ``mask_decoder.*``), loaded with weights_only=True.
+            ``mask_decoder.*``), or a list of files whose union holds those keys; loaded with
+            weights_only=True.
     """
 
     def __init__(self, llm_hidden: int, encoder: str | dict = 'vit_h', image_size: int = 1024,
                  patch_size: int = 16, prompt_dim: int = 256, decoder: dict | None = None,
-                 checkpoint: str | None = None) -> None:
+                 checkpoint: str | Sequence[str] | None = None) -> None:
         super().__init__()
-        enc = dict(SAM_PRESETS[encoder]) if isinstance(encoder, str) else dict(encoder)
-        enc.setdefault('global_attn_indexes', ())
-        enc.setdefault('window_size', 14)
         dec = {**dict(depth=2, mlp_dim=2048, num_heads=8), **(decoder or {})}
         grid = image_size // patch_size
         self.image_size = image_size
-        self.image_encoder = ImageEncoderViT(
-            img_size=image_size, patch_size=patch_size, out_chans=prompt_dim, mlp_ratio=4,
-            norm_layer=partial(nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True, **enc)
+        if encoder == 'tiny_vit':
+            if patch_size != 16:
+                raise UserError(f"encoder 'tiny_vit' reduces images 16x: patch_size must be 16, "
+                                f'got {patch_size}')
+            from .tinyvit_encoder import TinyViTEncoder  # timm is needed for MobileSAM only
+            self.image_encoder = TinyViTEncoder(out_chans=prompt_dim)
+        else:
+            enc = dict(SAM_PRESETS[encoder]) if isinstance(encoder, str) else dict(encoder)
+            enc.setdefault('global_attn_indexes', ())
+            enc.setdefault('window_size', 14)
+            self.image_encoder = ImageEncoderViT(
+                img_size=image_size, patch_size=patch_size, out_chans=prompt_dim, mlp_ratio=4,
+                norm_layer=partial(nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
+                **enc)
         self.prompt_encoder = PromptEncoder(
             embed_dim=prompt_dim, image_embedding_size=(grid, grid),
             input_image_size=(image_size, image_size), mask_in_chans=16)
@@ -72,9 +84,14 @@ class SAMMaskHead(nn.Module):
         if checkpoint is not None:
             self.load_sam(checkpoint)
 
-    def load_sam(self, path: str) -> None:
-        """Load an official SAM checkpoint; a clear error naming bad keys or shapes."""
-        state = load_external_checkpoint(path)
+    def load_sam(self, path: str | Sequence[str]) -> None:
+        """Load an official SAM checkpoint (or the union of several files, e.g. MobileSAM's
+        encoder and decoder as prepared by tools/prepare_mini_weights.py); a clear error naming
+        bad keys or shapes."""
+        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+        state: dict[str, torch.Tensor] = {}
+        for one in paths:
+            state.update(load_external_checkpoint(one))
         own = {k: v for k, v in self.state_dict().items() if not k.startswith('seg_projector.')}
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -133,7 +150,7 @@ class SAMMaskHead(nn.Module):
         tokens = torch.cat([tokens.unsqueeze(0).expand(p, -1, -1), sparse.to(tokens.dtype)], dim=1)
         dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         src = src + dense
-        pos = self.prompt_encoder.get_dense_pe().expand(p, -1, -1, -1)
+        pos = self.prompt_encoder.get_dense_pe().to(src.dtype).expand(p, -1, -1, -1)
         b, c, h, w = src.shape
         hs, src = dec.transformer(src, pos, tokens)
         src = src.transpose(1, 2).reshape(b, c, h, w)

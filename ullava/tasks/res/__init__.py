@@ -2,6 +2,7 @@
 from ullava.evaluation.metrics import RESMetric
 
 from .dataset import RefCOCODataset
+from .original import RefCOCOOriginalDataset
 
-__all__ = ['RefCOCODataset', 'RESMetric']
+__all__ = ['RefCOCODataset', 'RefCOCOOriginalDataset', 'RESMetric']
 HEAD = 'mask_head'  # answered through [SEG] -> SAM mask decoder

@@ -1,0 +1,10 @@
+# u-LLaVA-7B stage I: align the projector on image (CC3M-595K) and video (TGIF) captions.
+# conv_simple, projector only, lr 2e-3, 48 per GPU, 1024 tokens, 1 epoch, 3 % warm-up, cosine.
+# The model (models/ullava_7b.py) comes in through the dataset base.
+_base_ = ['../_base_/datasets/ullava_stage1_cc3m_tgif.py',
+          '../_base_/schedules/adamw_cosine_epochs.py', '../_base_/default_runtime.py']
+
+# Stage I trains no segmentation or box head, so SAM (ViT-H) is not even loaded.
+model = dict(trainable=['^projector'], mask_head=None, box_head=None)
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
+train_dataloader = dict(batch_size=48)

@@ -1,0 +1,1 @@
+"""Instance segmentation as an external task plugin (see README.md)."""
