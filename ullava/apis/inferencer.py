@@ -11,7 +11,7 @@ from mmengine.dataset import Compose
 
 from ullava.datasets.collate import ullava_collate
 from ullava.engine.launch import load_config
-from ullava.registry import MODELS
+from ullava.registry import MODELS, TRANSFORMS
 from ullava.utils import UserError, install_compat
 
 
@@ -36,13 +36,22 @@ class ULLaVAInferencer:
         install_compat()
         self.cfg = load_config(config, cfg_options) if isinstance(config, (str, Path)) else config
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        if self.device.startswith('cuda') and not torch.cuda.is_available():
+            raise UserError(f'device {self.device!r} asked for, but CUDA is not available here')
+        if checkpoint is not None and not Path(checkpoint).is_file():  # before the slow build
+            raise UserError(f'checkpoint not found: {checkpoint}')
         self.model = MODELS.build(copy.deepcopy(self.cfg.model))
         if checkpoint is not None:
             from mmengine.runner.checkpoint import _load_checkpoint
             state = _load_checkpoint(str(checkpoint), map_location='cpu')
-            self.model.load_state_dict(state.get('state_dict', state))
+            try:
+                self.model.load_state_dict(state.get('state_dict', state))
+            except RuntimeError as err:  # missing / unexpected keys, shape mismatches
+                raise UserError(f'checkpoint {checkpoint} does not fit the model of the config: '
+                                f'{" ".join(str(err).split())[:300]}') from None
         self.model.to(self.device).eval()
-        self.pipeline = Compose([t for t in _test_pipeline(self.cfg)
+        # built from our registry: outside a Runner no default scope points MMEngine at it
+        self.pipeline = Compose([TRANSFORMS.build(t) for t in _test_pipeline(self.cfg)
                                  if t['type'] not in ('LoadMasks',)])
 
     def prepare(self, prompt: str, image: str | np.ndarray | None = None,

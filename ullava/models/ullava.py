@@ -300,8 +300,14 @@ class ULLaVA(BaseModel):
         seg_counts = loc_counts = torch.zeros(len(ids), dtype=torch.long, device=ids.device)
         if self.mask_head is not None:
             states, sample_idx, seg_counts = self._prompts(ids, hidden, SEG)
-            if len(states):
-                mask_logits = self._mask_logits(inputs, states, sample_idx).split(seg_counts.tolist())
+            # a generated [SEG] in a sample with no image for SAM (text, video) yields no mask
+            has_sam = torch.zeros(len(ids), dtype=torch.bool, device=ids.device)
+            if inputs.get('sam_index') is not None:
+                has_sam[inputs['sam_index']] = True
+            keep = has_sam[sample_idx]
+            if keep.any():
+                mask_logits = self._mask_logits(inputs, states[keep], sample_idx[keep]) \
+                    .split((seg_counts * has_sam).tolist())
         if self.box_head is not None:
             states, _, loc_counts = self._prompts(ids, hidden, LOC)
             if len(states):
@@ -312,7 +318,7 @@ class ULLaVA(BaseModel):
             want = len(ds.gt_masks) if 'gt_masks' in ds else len(ds.gt_boxes) if 'gt_boxes' in ds \
                 else max(int(seg_counts[i]), int(loc_counts[i]))
             scores = torch.zeros(want, h, w, device=ids.device)
-            if mask_logits is not None and seg_counts[i] > 0:
+            if mask_logits is not None and len(mask_logits[i]):
                 logits = postprocess_masks(mask_logits[i], ds.metainfo['sam_resized_shape'], (h, w))
                 scores[:min(want, len(logits))] = logits[:want].sigmoid()  # a missing [SEG]: empty
             masks = scores > 0.5

@@ -1,3 +1,3 @@
-from .visualizer import ULLaVAVisualizer, overlay
+from .visualizer import ULLaVAVisualizer, atomic_write, encode_png, overlay, save_png
 
-__all__ = ['ULLaVAVisualizer', 'overlay']
+__all__ = ['ULLaVAVisualizer', 'atomic_write', 'encode_png', 'overlay', 'save_png']
