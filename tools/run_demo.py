@@ -21,7 +21,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--num-images', type=int, default=3000, help='training images')
     parser.add_argument('--iters', type=int, default=None, help='training iterations (config: 1500)')
-    parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if present)")
     parser.add_argument('--quick', action='store_true', help='a tiny world and a few iterations')
     return parser.parse_args()
 
@@ -69,8 +68,6 @@ def main() -> None:
         opts += [f'train_cfg.max_iters={iters}', f'param_scheduler.1.end={iters}']
     if args.quick:
         opts += ['train_dataloader.batch_size=4', 'model.generation.max_new_tokens=8']
-    if args.device:
-        opts += [f'model.data_preprocessor.type=ULLaVADataPreprocessor']
     cfg_opts = ['--cfg-options', *opts] if opts else []
     print('[2/4] training the tiny u-LLaVA (tools/train.py)')
     stream([sys.executable, 'tools/train.py', CONFIG, '--work-dir', args.work_dir, *cfg_opts],

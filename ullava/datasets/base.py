@@ -26,16 +26,20 @@ class ULLaVADataset(BaseDataset):
         on_error: ``'raise'`` (default) or ``'skip'``: skip bad records (and samples whose
             media fail to load in training), counting and logging them.
         check_files: check at load time that every referenced media file exists.
+        seed: seeds each sample's own random choices (template, sentence): sample ``idx`` draws
+            from ``default_rng([seed, idx])``, so a sample is the same whatever the worker or
+            process that loads it, and a resumed run sees exactly the data it would have seen.
     """
 
     def __init__(self, ann_file: str, data_root: str = '', task: str = 'task',
                  portion: float = 1.0, on_error: str = 'raise', check_files: bool = True,
-                 **kwargs: Any) -> None:
+                 seed: int = 0, **kwargs: Any) -> None:
         if on_error not in ('raise', 'skip'):
             raise UserError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if not 0 < portion <= 1:
             raise UserError(f'portion must be in (0, 1], got {portion}')
         self.task, self.portion, self.on_error, self.check_files = task, portion, on_error, check_files
+        self.seed = seed
         self.num_skipped = 0
         super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
 
@@ -63,6 +67,10 @@ class ULLaVADataset(BaseDataset):
 
     def parse_record(self, record: dict, index: int) -> list[dict]:
         raise NotImplementedError
+
+    def sample_rng(self, idx: int) -> np.random.Generator:
+        """The random generator of sample ``idx`` (see ``seed``)."""
+        return np.random.default_rng([self.seed, idx])
 
     # -- loading -------------------------------------------------------------------------
     def read_annotations(self) -> Any:

@@ -14,6 +14,7 @@ def load_templates(path: str) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def pick(templates: list[str], test_mode: bool, test_template: str) -> str:
-    """The fixed test template, or a random training one (numpy's global RNG: seeded by the runner)."""
-    return test_template if test_mode else templates[np.random.randint(len(templates))]
+def pick(templates: list[str], test_mode: bool, test_template: str,
+         rng: np.random.Generator) -> str:
+    """The fixed test template, or a random training one drawn from the sample's own RNG."""
+    return test_template if test_mode else templates[rng.integers(len(templates))]

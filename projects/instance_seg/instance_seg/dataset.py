@@ -13,7 +13,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from ullava.datasets.base import ULLaVADataset
 from ullava.registry import DATASETS
@@ -84,14 +83,15 @@ class InstanceSegDataset(ULLaVADataset):
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
+        rng = self.sample_rng(idx)
         keep = list(range(len(info['labels'])))
         if len(keep) > self.max_instances:
             keep = keep[:self.max_instances] if self.test_mode else \
-                sorted(np.random.choice(keep, self.max_instances, replace=False).tolist())
+                sorted(rng.choice(keep, self.max_instances, replace=False).tolist())
         labels = [info['labels'][i] for i in keep]
         names = self.metainfo['classes']
         present = list(dict.fromkeys(names[label] for label in labels))
-        question = pick(self.templates['train'], self.test_mode, self.templates['test'])
+        question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
         items = '; '.join(self.templates['answer_item'].format(names[label]) for label in labels)
         info['conversations'] = [
             {'from': 'human', 'value': question.format(', '.join(present))},

@@ -47,7 +47,8 @@ class COCOCaptionDataset(ULLaVADataset):
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
-        question = pick(self.templates['train'], self.test_mode, self.templates['test'])
+        rng = self.sample_rng(idx)
+        question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
         info['conversations'] = [{'from': 'human', 'value': question},
                                  {'from': 'gpt', 'value': info['caption']}]
         return info

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from ullava.datasets.base import ULLaVADataset
 from ullava.registry import DATASETS
@@ -43,9 +42,10 @@ class RefCOCODataset(ULLaVADataset):
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
+        rng = self.sample_rng(idx)
         sentence = info.get('sentence') or \
-            info['sentences'][np.random.randint(len(info['sentences']))]
-        question = pick(self.templates['train'], self.test_mode, self.templates['test'])
+            info['sentences'][rng.integers(len(info['sentences']))]
+        question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
         info['conversations'] = [
             {'from': 'human', 'value': question.format(sentence)},
             {'from': 'gpt', 'value': self.templates['answer'].format(info['category'])}]

@@ -37,7 +37,8 @@ class SalientDataset(ULLaVADataset):
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
-        question = pick(self.templates['train'], self.test_mode, self.templates['test'])
+        rng = self.sample_rng(idx)
+        question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
         answer = self.templates['answer'].format(info['reason']) if info.get('reason') \
             else self.templates['answer_no_reason']
         info['conversations'] = [{'from': 'human', 'value': question},

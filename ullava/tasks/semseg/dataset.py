@@ -64,21 +64,22 @@ class SemanticSegDataset(ULLaVADataset):
                      sem_seg_path=self.media_path(record, 'label_path', index),
                      present_ids=present, img_id=record.get('id', index))]
 
-    def _prompt_ids(self, present: list[int]) -> list[int]:
+    def _prompt_ids(self, present: list[int], rng: np.random.Generator) -> list[int]:
         skip = set(self.ignore_ids) | {self.background_id}
         ids = sorted(set(present) if self.prompt_classes == 'present'
                      else set(range(len(self.class_names))))
         ids = [i for i in ids if i not in skip]
         if len(ids) > self.max_prompts:
             ids = ids[:self.max_prompts] if self.test_mode else \
-                sorted(np.random.choice(ids, self.max_prompts, replace=False).tolist())
+                sorted(rng.choice(ids, self.max_prompts, replace=False).tolist())
         return ids
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
-        ids = self._prompt_ids(info['present_ids'])
+        rng = self.sample_rng(idx)
+        ids = self._prompt_ids(info['present_ids'], rng)
         names = [self.class_names[i] for i in ids]
-        question = pick(self.templates['train'], self.test_mode, self.templates['test'])
+        question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
         items = '; '.join(self.templates['answer_item'].format(n) for n in names)
         info['conversations'] = [
             {'from': 'human', 'value': question.format(', '.join(names))},

@@ -36,7 +36,8 @@ class VQAv2Dataset(ULLaVADataset):
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
-        template = pick(self.templates['train'], self.test_mode, self.templates['test'])
+        rng = self.sample_rng(idx)
+        template = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
         info['conversations'] = [{'from': 'human', 'value': template.format(info['question'])},
                                  {'from': 'gpt', 'value': info['answer']}]
         return info
