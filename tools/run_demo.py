@@ -65,9 +65,12 @@ def main() -> None:
             generate_world(args.data, split=split, num_images=n, num_videos=max(n // 10, 2), seed=0)
     opts = []
     if iters:
-        opts += [f'train_cfg.max_iters={iters}', f'param_scheduler.1.end={iters}']
+        warmup = min(50, max(1, iters // 10))
+        opts += [f'train_cfg.max_iters={iters}', f'param_scheduler.0.end={warmup}',
+                 f'param_scheduler.1.begin={warmup}', f'param_scheduler.1.end={iters}']
     if args.quick:
-        opts += ['train_dataloader.batch_size=4', 'model.generation.max_new_tokens=8']
+        opts += ['train_dataloader.batch_size=4', 'model.generation.max_new_tokens=8',
+                 'default_hooks.logger.interval=1']
     cfg_opts = ['--cfg-options', *opts] if opts else []
     print('[2/4] training the tiny u-LLaVA (tools/train.py)')
     stream([sys.executable, 'tools/train.py', CONFIG, '--work-dir', args.work_dir, *cfg_opts],

@@ -50,8 +50,10 @@ def plot_predictions(cfg, checkpoint: str | Path, out_file: str | Path,
     from ullava.apis import ULLaVAInferencer
     from ullava.registry import DATASETS
     from ullava.visualization import overlay
+    from mmengine.registry import DefaultScope
     model = ULLaVAInferencer(cfg, checkpoint, device='cpu').model
-    mixture = DATASETS.build(cfg.test_dataloader.dataset)
+    with DefaultScope.overwrite_default_scope('ullava'):  # datasets build their transforms by scope
+        mixture = DATASETS.build(cfg.test_dataloader.dataset)
     rng = np.random.default_rng(seed)
     picks = []
     for dataset in mixture.datasets:
