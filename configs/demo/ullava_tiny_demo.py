@@ -70,5 +70,7 @@ param_scheduler = [
 ]
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 # The demo trains the (random-init) towers too: frozen random features carry little signal.
-model = dict(trainable=['.'])
+# Boxes come from the predicted masks: the [LOC] decoder needs the tiny LLM itself to localise,
+# which it learns far more slowly than SAM's decoder segments (see docs/benchmarks.md).
+model = dict(trainable=['.'], box_source='mask')
 default_hooks = dict(checkpoint=dict(interval=500))

@@ -33,15 +33,27 @@ def _missing_key(cfg: Any, dotted: str) -> str | None:
     return None
 
 
+def _runner_keys() -> set[str]:
+    """Top-level keys the Runner understands (``custom_hooks``...): these may be added."""
+    import inspect
+
+    from mmengine.runner import Runner
+    return set(inspect.signature(Runner.__init__).parameters) - {'self'}
+
+
 def load_config(path: str | os.PathLike, cfg_options: dict | None = None,
                 allow_new_keys: Sequence[str] = ()) -> Config:
-    """Read a config file, apply ``--cfg-options`` and refuse keys that do not exist."""
+    """Read a config file, apply ``--cfg-options`` and refuse keys that do not exist.
+
+    A new top-level key is accepted only if the Runner knows it (``custom_hooks``, ``strategy``...).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f'config file not found: {path}')
     cfg = Config.fromfile(str(path))
+    allowed = set(allow_new_keys) | _runner_keys()
     for key in (cfg_options or {}):
-        if key.split('.')[0] in allow_new_keys:
+        if key.split('.')[0] in allowed and key.split('.')[0] not in cfg:
             continue
         problem = _missing_key(cfg._cfg_dict, key)
         if problem:

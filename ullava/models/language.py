@@ -61,15 +61,44 @@ def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
     return {t: vocab[t] for t in SPECIAL_TOKENS}
 
 
+def quantization_config(load_in_4bit: bool):
+    """QLoRA's 4-bit NF4 quantisation (bitsandbytes); it needs a CUDA GPU, so refuse clearly."""
+    if not load_in_4bit:
+        return None
+    if not torch.cuda.is_available():
+        raise UserError('llm.load_in_4bit (QLoRA) needs a CUDA GPU; none is available here. '
+                        'Use plain LoRA (model.lora) on CPU.')
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserError('llm.load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes') \
+            from None
+    from transformers import BitsAndBytesConfig
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4',
+                              bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
 def build_llm(tokenizer: PreTrainedTokenizerBase, pretrained: str | None = None,
               config: dict | None = None, torch_dtype: str = 'float32',
-              gradient_checkpointing: bool = False) -> PreTrainedModel:
-    """A causal LM from a local HF folder (``pretrained``) or from a config dict (random init)."""
+              gradient_checkpointing: bool = False, load_in_4bit: bool = False) -> PreTrainedModel:
+    """A causal LM from a local HF folder (``pretrained``) or from a config dict (random init).
+
+    ``load_in_4bit`` loads the pretrained LLM quantised to 4 bits (QLoRA; GPU + bitsandbytes).
+    """
     dtype = getattr(torch, torch_dtype)
+    quant = quantization_config(load_in_4bit)
     if pretrained is not None:
         folder = _check_folder(pretrained, 'llm')
-        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+        extra = dict(quantization_config=quant, device_map={'': 0}) if quant else {}
+        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype,
+                                                     **extra)
+        if quant:
+            from peft import prepare_model_for_kbit_training
+            model = prepare_model_for_kbit_training(model, gradient_checkpointing)
     elif config is not None:
+        if quant:
+            raise UserError('llm.load_in_4bit quantises pretrained weights: give llm.pretrained')
         config = dict(config)
         config.setdefault('vocab_size', len(tokenizer))
         hf_config = AutoConfig.for_model(config.pop('model_type', 'llama'), **config)
