@@ -20,7 +20,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--data', default='data/demo_world', help='where the world is written')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--num-images', type=int, default=3000, help='training images')
-    parser.add_argument('--iters', type=int, default=None, help='training iterations (config: 1500)')
+    parser.add_argument('--iters', type=int, default=None, help='training iterations (config: 3600)')
     parser.add_argument('--quick', action='store_true', help='a tiny world and a few iterations')
     return parser.parse_args()
 
@@ -65,7 +65,7 @@ def main() -> None:
             generate_world(args.data, split=split, num_images=n, num_videos=max(n // 10, 2), seed=0)
     opts = []
     if iters:
-        warmup = min(50, max(1, iters // 10))
+        warmup = min(100, max(1, iters // 10))
         opts += [f'train_cfg.max_iters={iters}', f'param_scheduler.0.end={warmup}',
                  f'param_scheduler.1.begin={warmup}', f'param_scheduler.1.end={iters}']
     if args.quick:

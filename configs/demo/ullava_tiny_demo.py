@@ -62,11 +62,11 @@ test_evaluator = [
     dict(type='TaskMetric', task='semseg', metric=dict(type='PromptSemSegMetric')),
 ]
 
-max_iters = 1500
+max_iters = 3600
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min_ratio=0.01),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters, eta_min_ratio=0.01),
 ]
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 # The demo trains the (random-init) towers too: frozen random features carry little signal.

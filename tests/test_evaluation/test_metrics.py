@@ -1,5 +1,6 @@
 """Metrics checked against values computed by hand on tiny inputs (hand work in comments)."""
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -175,7 +176,8 @@ def test_vqa_metric_by_hand():
 def test_caption_metric_by_hand():
     a = dict(img_id=1, pred_text='a cat sat', gt_captions=['A cat sat down.'])
     b = dict(img_id='x', pred_text='The dog ran away!', gt_captions=['the dog ran away'])
-    out = _run(CaptionMetric(), [a], [b])
+    out = _run(CaptionMetric(meteor=False), [a], [b])
+    assert 'METEOR' not in out
     # BLEU-4 (corpus): every pred n-gram is in its reference -> precisions 1 (n=1..4:
     # 7/7, 5/5, 3/3, 1/1); test length 7, closest ref length 8 -> BP = exp(1 - 8/7).
     assert out['BLEU_4'] == pytest.approx(math.exp(-1 / 7), abs=1e-6)
@@ -191,9 +193,20 @@ def test_caption_metric_by_hand():
 def test_caption_metric_perfect():
     a = dict(img_id=0, pred_text='a red bus on the road', gt_captions=['a red bus on the road'])
     b = dict(img_id=1, pred_text='two men play chess', gt_captions=['two men play chess'])
-    out = _run(CaptionMetric(), [a, b])
+    out = _run(CaptionMetric(meteor=False), [a, b])
     assert out['BLEU_4'] == pytest.approx(1.0, abs=1e-6)
     assert out['CIDEr'] == pytest.approx(10.0)
+
+
+@pytest.mark.skipif(shutil.which('java') is None, reason='METEOR runs a Java jar; no java here')
+def test_caption_meteor_runs_when_java_is_present():
+    good = [dict(img_id=i, pred_text=t, gt_captions=[t]) for i, t in
+            enumerate(['a red bus on the road', 'two men play chess'])]
+    bad = [dict(img_id=i, pred_text='blue sky', gt_captions=[t]) for i, t in
+           enumerate(['a red bus on the road', 'two men play chess'])]
+    perfect = _run(CaptionMetric(meteor='auto'), good)['METEOR']
+    wrong = _run(CaptionMetric(meteor='auto'), bad)['METEOR']
+    assert perfect > 0.9 and wrong < 0.1
 
 
 # ----------------------------------------------------------------------------- SemSeg

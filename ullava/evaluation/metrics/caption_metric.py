@@ -29,9 +29,18 @@ class CaptionMetric(BaseMetric):
     the COCO caption server. Keys: ``BLEU_4``, ``CIDEr`` (CIDEr is not a fraction: 10 at
     best per image; a split of one image scores CIDEr 0, as every idf is log(1/1)).
     One prediction per ``img_id``: a repeated id keeps its first sample.
+
+    ``meteor``: METEOR runs pycocoevalcap's Java jar, so it needs ``java`` on the PATH;
+    ``'auto'`` adds the ``METEOR`` key when Java is there. SPICE is not offered: its jar fetches
+    Stanford CoreNLP models at first use, and nothing may be downloaded at run time.
     """
 
     default_prefix: Optional[str] = ''  # keys unprefixed ('' also silences MMEngine's warning)
+
+    def __init__(self, meteor: object = 'auto', **kwargs) -> None:
+        super().__init__(**kwargs)
+        import shutil
+        self.meteor = shutil.which('java') is not None if meteor == 'auto' else bool(meteor)
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -54,4 +63,8 @@ class CaptionMetric(BaseMetric):
                 res[img_id], gts[img_id] = [pred], refs
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
         cider, _ = Cider().compute_score(gts, res)
-        return {'BLEU_4': float(bleu[3]), 'CIDEr': float(cider)}
+        metrics = {'BLEU_4': float(bleu[3]), 'CIDEr': float(cider)}
+        if self.meteor:
+            from pycocoevalcap.meteor.meteor import Meteor
+            metrics['METEOR'] = float(Meteor().compute_score(gts, res)[0])
+        return metrics
