@@ -60,7 +60,7 @@ def main() -> None:
     meta = osp.join(args.data, 'train', 'world_meta.json')
     t0 = time.time()
     print(f'[1/4] generating the shapes world in {args.data}')
-    if not osp.isfile(meta) or json.load(open(meta)).get('num_images') != num_images:
+    if not osp.isfile(meta) or json.load(open(meta)).get('counts', {}).get('images') != num_images:
         for split, n in (('train', num_images), ('val', max(num_images // 10, 12))):
             generate_world(args.data, split=split, num_images=n, num_videos=max(n // 10, 2), seed=0)
     opts = []
