@@ -44,7 +44,9 @@ def main() -> None:
         generate_world(root, 'train', num_images=64, num_videos=8, seed=0)
         os.environ['ULLAVA_DEMO_DATA'] = root
         cfg = load_config(args.config)
-        data = DATASETS.build(cfg.train_dataloader.dataset)
+        from mmengine.registry import DefaultScope
+        with DefaultScope.overwrite_default_scope('ullava'):
+            data = DATASETS.build(cfg.train_dataloader.dataset)
         batch = ullava_collate([data[i] for i in range(args.batch_size)])
     model = MODELS.build(cfg.model)
     tokens = sum(len(x['input_ids']) for x in batch['inputs'])
