@@ -57,11 +57,15 @@ class ULLaVADataset(BaseDataset):
             raise UserError(f'{self.ann_file} record {index}: {field} {path} does not exist')
         return path
 
-    def require(self, record: dict, field: str, index: int, kind: type | tuple = object) -> Any:
+    def require(self, record: dict, field: str, index: int, kind: type | tuple = object,
+                where: str | None = None) -> Any:
+        """``record[field]``, checked to exist and be of ``kind``; errors name file and record
+        (``where``, default ``'<ann_file> record <index>'``)."""
+        where = where or f'{self.ann_file} record {index}'
         if not isinstance(record, dict) or field not in record:
-            raise UserError(f'{self.ann_file} record {index}: missing field "{field}"')
+            raise UserError(f'{where}: missing field "{field}"')
         if not isinstance(record[field], kind):
-            raise UserError(f'{self.ann_file} record {index}: field "{field}" should be '
+            raise UserError(f'{where}: field "{field}" should be '
                             f'{getattr(kind, "__name__", kind)}, got {type(record[field]).__name__}')
         return record[field]
 

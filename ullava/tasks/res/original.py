@@ -101,12 +101,7 @@ class RefCOCOOriginalDataset(RefCOCODataset):
         return out
 
     def _field(self, ref: Any, field: str, index: int, kind: type | tuple) -> Any:
-        if not isinstance(ref, dict) or field not in ref:
-            raise UserError(f'{self.split_file} ref {index}: missing field "{field}"')
-        if not isinstance(ref[field], kind):
-            raise UserError(f'{self.split_file} ref {index}: field "{field}" should be '
-                            f'{getattr(kind, "__name__", kind)}, got {type(ref[field]).__name__}')
-        return ref[field]
+        return self.require(ref, field, index, kind, where=f'{self.split_file} ref {index}')
 
     def parse_record(self, ref: dict, index: int) -> list[dict]:
         if self._field(ref, 'split', index, str) != self.split:
