@@ -18,8 +18,10 @@ from ullava.utils import UserError  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Answer prompts about images / clips')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help="checkpoint file, or 'none' for random weights")
+    parser.add_argument('config', nargs='?', help='config file path (default: the demo config)')
+    parser.add_argument('checkpoint', nargs='?',
+                        help="checkpoint file, or 'none' for random weights (default: the "
+                             "checkpoint `make demo` trained, work_dirs/demo/)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--image', help='an image file')
     source.add_argument('--video', help='a clip: GIF, video file or folder of frames')

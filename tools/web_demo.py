@@ -16,8 +16,10 @@ from ullava.utils import UserError  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Serve the u-LLaVA web demo')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help="checkpoint file, or 'none' for random weights")
+    parser.add_argument('config', nargs='?', help='config file path (default: the demo config)')
+    parser.add_argument('checkpoint', nargs='?',
+                        help="checkpoint file, or 'none' for random weights (default: the "
+                             "checkpoint `make demo` trained, work_dirs/demo/)")
     parser.add_argument('--host', default='127.0.0.1', help='address to listen on')
     parser.add_argument('--port', type=int, default=7860, help='port (0: any free port)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda when available')

@@ -137,3 +137,15 @@ def test_image_size_cap():
     Image.new('L', (300, 200)).save(buf, format='PNG')
     with pytest.raises(UserError, match='300x200 = 60,000 pixels; the limit is 50,000'):
         decode_image(buf.getvalue(), 'big.png', max_pixels=50_000)
+
+
+def test_default_model_is_the_demo_checkpoint(tmp_path):
+    """Without CONFIG/CKPT the tools use what `make demo` trained, and say so when it is absent."""
+    import pytest
+
+    from ullava.apis.infer import demo_checkpoint
+    from ullava.utils import UserError
+    with pytest.raises(UserError, match='run `make demo` first'):
+        demo_checkpoint(str(tmp_path))
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_9.pth'))
+    assert demo_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_9.pth')

@@ -24,9 +24,23 @@ from ullava.visualization import overlay, save_png
 MAX_PIXELS = 4096 * 4096  # larger inputs are refused: decoding them alone can exhaust memory
 
 
-def load_inferencer(config: str, checkpoint: str, device: str | None = None,
+DEMO_CONFIG = 'configs/demo/ullava_tiny_demo.py'
+DEMO_WORK_DIR = 'work_dirs/demo'
+
+
+def demo_checkpoint(work_dir: str = DEMO_WORK_DIR) -> str:
+    """The checkpoint `make demo` left (its ``last_checkpoint``): the tools' default model."""
+    marker = os.path.join(work_dir, 'last_checkpoint')
+    if not os.path.isfile(marker):
+        raise UserError(f'no checkpoint given and none in {work_dir}/: run `make demo` first, '
+                        f'or pass CONFIG CHECKPOINT')
+    return open(marker).read().strip()
+
+
+def load_inferencer(config: str | None, checkpoint: str | None, device: str | None = None,
                     cfg_options: dict | None = None, quiet: bool = True):
     """A :class:`ULLaVAInferencer`; ``checkpoint='none'``: random weights (seeded, so runs repeat).
+    With neither config nor checkpoint: the demo model that `make demo` trained.
 
     ``quiet`` keeps MMEngine's INFO log (the parameter table) off the terminal, which is left
     to the answers.
@@ -36,6 +50,9 @@ def load_inferencer(config: str, checkpoint: str, device: str | None = None,
     from .inferencer import ULLaVAInferencer
     if quiet and not MMLogger.check_instance_created('ullava_infer'):
         MMLogger.get_instance('ullava_infer', log_level='WARNING')  # becomes the current logger
+    config = config or DEMO_CONFIG
+    if checkpoint is None:
+        checkpoint = demo_checkpoint()
     random = str(checkpoint).lower() == 'none'
     if random:
         torch.manual_seed(0)

@@ -60,7 +60,7 @@ def load_external_checkpoint(filename: str | os.PathLike, map_location: Any = 'c
             f'({type(err).__name__}: {str(err).splitlines()[0][:200]})') from None
 
 
-def _load_local(filename: str, map_location: Any = None) -> Any:
+def load_from_local_trusted(filename: str, map_location: Any = None) -> Any:
     """MMEngine's local-file checkpoint loader, with ullava's trust boundary."""
     if not os.path.isfile(filename):
         raise UserError(f'checkpoint not found: {filename}')
@@ -99,7 +99,7 @@ def install_compat() -> None:
     from mmengine.fileio import register_backend
     from mmengine.fileio.io import backend_instances
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_local)
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local_trusted)
     register_backend('local', _atomic_local_backend(), force=True, prefixes='')
     backend_instances.clear()  # drop LocalBackend instances cached before us
     _INSTALLED = True
