@@ -12,25 +12,20 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from ullava.engine.launch import DictAction, cli_main  # noqa: E402
+from ullava.apis.infer import add_model_arguments  # noqa: E402
+from ullava.engine.launch import cli_main  # noqa: E402
 from ullava.utils import UserError  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Answer prompts about images / clips')
-    parser.add_argument('config', nargs='?', help='config file path (default: the demo config)')
-    parser.add_argument('checkpoint', nargs='?',
-                        help="checkpoint file, or 'none' for random weights (default: the "
-                             "checkpoint `make demo` trained, work_dirs/demo/)")
+    add_model_arguments(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--image', help='an image file')
     source.add_argument('--video', help='a clip: GIF, video file or folder of frames')
     source.add_argument('--batch', help='a JSON-lines file of requests')
     parser.add_argument('--prompt', help='the question / instruction (with --image / --video)')
     parser.add_argument('--out', default='work_dirs/infer', help='output folder')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda when available')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. model.generation.max_new_tokens=64')
     return parser.parse_args()
 
 

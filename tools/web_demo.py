@@ -10,21 +10,16 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from ullava.engine.launch import DictAction, cli_main  # noqa: E402
+from ullava.apis.infer import add_model_arguments  # noqa: E402
+from ullava.engine.launch import cli_main  # noqa: E402
 from ullava.utils import UserError  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Serve the u-LLaVA web demo')
-    parser.add_argument('config', nargs='?', help='config file path (default: the demo config)')
-    parser.add_argument('checkpoint', nargs='?',
-                        help="checkpoint file, or 'none' for random weights (default: the "
-                             "checkpoint `make demo` trained, work_dirs/demo/)")
+    add_model_arguments(parser)
     parser.add_argument('--host', default='127.0.0.1', help='address to listen on')
     parser.add_argument('--port', type=int, default=7860, help='port (0: any free port)')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda when available')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. model.generation.max_new_tokens=64')
     return parser.parse_args()
 
 

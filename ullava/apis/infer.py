@@ -28,6 +28,18 @@ DEMO_CONFIG = 'configs/demo/ullava_tiny_demo.py'
 DEMO_WORK_DIR = 'work_dirs/demo'
 
 
+def add_model_arguments(parser) -> None:
+    """The arguments every tool that loads a model takes: CONFIG, CKPT, --device, --cfg-options."""
+    from mmengine.config import DictAction
+    parser.add_argument('config', nargs='?', help='config file path (default: the demo config)')
+    parser.add_argument('checkpoint', nargs='?',
+                        help="checkpoint file, or 'none' for random weights (default: the "
+                             "checkpoint `make demo` trained, work_dirs/demo/)")
+    parser.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda when available')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. model.generation.max_new_tokens=64')
+
+
 def demo_checkpoint(work_dir: str = DEMO_WORK_DIR) -> str:
     """The checkpoint `make demo` left (its ``last_checkpoint``): the tools' default model."""
     marker = os.path.join(work_dir, 'last_checkpoint')
