@@ -265,8 +265,8 @@ class ULLaVA(BaseModel):
         stop = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
         answers = []
         for row in out:
-            keep = [t for t in row.tolist()]
-            cut = next((j for j, t in enumerate(keep) if t in stop), len(keep))
+            tokens = row.tolist()
+            cut = next((j for j, t in enumerate(tokens) if t in stop), len(tokens))
             answers.append(row[:cut])
         return answers
 
@@ -279,8 +279,7 @@ class ULLaVA(BaseModel):
             ids = ids.new_full((len(seqs), max(len(s) for s in seqs)), self.tokenizer.pad_token_id)
             for i, s in enumerate(seqs):
                 ids[i, :len(s)] = s
-            attention = ids != self.tokenizer.pad_token_id
-            attention |= torch.arange(ids.shape[1], device=ids.device)[None] < torch.tensor(
+            attention = torch.arange(ids.shape[1], device=ids.device)[None] < torch.tensor(
                 [len(s) for s in seqs], device=ids.device)[:, None]
         else:
             answers = [ids[i, n:][inputs['labels'][i, n:] != IGNORE_INDEX]
