@@ -50,8 +50,11 @@ class ULLaVA(BaseModel):
         lora: kwargs of ``peft.LoraConfig`` to wrap the LLM (None: no LoRA).
         trainable: regexes over parameter names; matching parameters train, all others freeze.
         loss_weights: weights of ce / bce / dice / l1 / giou.
-        box_source: ``'head'`` (the [LOC] decoder), ``'mask'`` (tight box of the predicted mask)
-            or ``'fuse'`` (their mean where the mask is not empty).
+        box_source: ``'head'`` (the [LOC] decoder), ``'mask'`` (tight box of the predicted mask),
+            ``'fuse'`` (their mean where the mask is not empty) or ``'detector'`` (u-LLaVA v1:
+            GroundingDINO prompted with the answer's ``[tag]phrase[/tag]``; needs ``detector``).
+        detector: kwargs of :class:`~ullava.models.heads.grounding.GroundingDetector` (an mmdet
+            GroundingDINO config dict and an optional local checkpoint); frozen, predict only.
         predict_protocol: ``'generate'`` (answer generated) or ``'teacher_forced'`` (the given
             answer is read in one forward pass, as the reference's RES/REC evaluation does).
         generation: kwargs for ``generate`` (max_new_tokens, do_sample, temperature, top_p).
@@ -61,13 +64,17 @@ class ULLaVA(BaseModel):
                  mask_head: dict | None = None, box_head: dict | None = None,
                  lora: dict | None = None, trainable: Sequence[str] = ('^projector',),
                  loss_weights: dict | None = None, box_source: str = 'fuse',
+                 detector: dict | None = None,
                  predict_protocol: str = 'generate', generation: dict | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
         # built from our registry so the model also builds outside a Runner's default scope
         preprocessor = MODELS.build(data_preprocessor or dict(type='ULLaVADataPreprocessor'))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
-        if box_source not in ('head', 'mask', 'fuse'):
-            raise UserError(f"box_source must be 'head', 'mask' or 'fuse', got {box_source!r}")
+        if box_source not in ('head', 'mask', 'fuse', 'detector'):
+            raise UserError(f"box_source must be 'head', 'mask', 'fuse' or 'detector', "
+                            f"got {box_source!r}")
+        if box_source == 'detector' and detector is None:
+            raise UserError("box_source='detector' needs a `detector` (GroundingDINO) config")
         if predict_protocol not in ('generate', 'teacher_forced'):
             raise UserError(f"predict_protocol must be 'generate' or 'teacher_forced', "
                             f"got {predict_protocol!r}")
@@ -80,6 +87,10 @@ class ULLaVA(BaseModel):
         self.projector = build_projector(projector, self.vision_tower.hidden_size, hidden)
         self.mask_head = SAMMaskHead(hidden, **mask_head) if mask_head is not None else None
         self.box_head = BoxHead(hidden, **box_head) if box_head is not None else None
+        self.detector = None
+        if detector is not None:
+            from .heads.grounding import GroundingDetector  # imports mmdet only when asked for
+            self.detector = GroundingDetector(**detector)
         if lora is not None:
             from peft import LoraConfig, get_peft_model
             self.llm = get_peft_model(self.llm, LoraConfig(task_type='CAUSAL_LM', **lora))
@@ -96,6 +107,8 @@ class ULLaVA(BaseModel):
         for name, param in self.named_parameters():
             param.requires_grad_(any(r.search(name) for r in regexes))
         unused = self.vision_tower.unused_parameters()
+        if self.detector is not None:  # frozen: u-LLaVA uses GroundingDINO as it comes
+            unused += list(self.detector.parameters())
         if self.mask_head is not None:
             unused += self.mask_head.unused_parameters()
         for param in unused:
@@ -292,6 +305,30 @@ class ULLaVA(BaseModel):
         self._predict_masks_and_boxes(inputs, ids, hidden, data_samples)
         return data_samples
 
+    def _detector_boxes(self, inputs: dict, i: int, ds: ULLaVADataSample, want: int):
+        """The detector's best ``want`` boxes for the answer's grounded phrase (original pixels).
+
+        The image is the sample's SAM input, de-normalised and cropped to its resized part.
+        """
+        from .heads.grounding import grounded_phrase
+        boxes = torch.zeros(want, 4, device=inputs['input_ids'].device)
+        scores = torch.zeros(want, device=boxes.device)
+        where = (inputs['sam_index'] == i).nonzero() if inputs.get('sam_index') is not None else []
+        if not want or not len(where):
+            return boxes, scores
+        pre = self.data_preprocessor
+        image = inputs['sam_images'][int(where[0])] * pre.sam_std + pre.sam_mean
+        rh, rw = ds.metainfo['sam_resized_shape']
+        image = (image[:, :rh, :rw] * 255).round().clamp(0, 255).to(torch.uint8)
+        phrase = grounded_phrase(ds.pred_text, ds.metainfo.get('prompt', ''))
+        found = self.detector([image], [phrase])[0]
+        h, w = ds.metainfo['ori_shape']
+        n = min(want, len(found['boxes']))
+        scale = boxes.new_tensor([w / rw, h / rh, w / rw, h / rh])
+        boxes[:n] = found['boxes'][:n].to(boxes) * scale
+        scores[:n] = found['scores'][:n].to(scores)
+        return boxes, scores
+
     def _predict_masks_and_boxes(self, inputs: dict, ids: torch.Tensor, hidden: torch.Tensor,
                                  data_samples: list[ULLaVADataSample]) -> None:
         """Masks at the original size and boxes in original pixels for every [SEG] / [LOC]."""
@@ -332,7 +369,10 @@ class ULLaVA(BaseModel):
                 else:  # fuse: the mean of both where the mask found something
                     has_mask = masks.flatten(1).any(1, keepdim=True)
                     boxes = torch.where(has_mask, (boxes + from_head) / 2, from_head)
+            box_scores = torch.ones(want, device=ids.device)
+            if self.box_source == 'detector':
+                boxes, box_scores = self._detector_boxes(inputs, i, ds, want)
             ds.pred_mask_scores = scores
             ds.pred_masks = masks
             ds.pred_boxes = boxes
-            ds.pred_box_scores = torch.ones(want, device=ids.device)
+            ds.pred_box_scores = box_scores
