@@ -48,6 +48,7 @@ def plot_predictions(cfg, checkpoint: str | Path, out_file: str | Path,
                      per_task: int = 2, seed: int = 0) -> Path:
     """Run the model on a few held-out samples of every task and draw them in a grid."""
     from ullava.apis import ULLaVAInferencer
+    from ullava.apis.infer import read_first_frame, read_image_file
     from ullava.registry import DATASETS
     from ullava.visualization import overlay
     from mmengine.registry import DefaultScope
@@ -68,12 +69,7 @@ def plot_predictions(cfg, checkpoint: str | Path, out_file: str | Path,
     for ax, sample in zip(axes.flat, samples):
         meta = sample.metainfo
         path = meta.get('img_path') or meta.get('video_path')
-        if meta.get('img_path'):
-            from PIL import Image
-            image = np.asarray(Image.open(path).convert('RGB'))
-        else:  # a clip: show its first frame
-            from PIL import Image
-            image = np.asarray(Image.open(path).convert('RGB'))
+        image = read_image_file(path) if meta.get('img_path') else read_first_frame(path)
         drawn = overlay(image, sample.get('pred_masks'), sample.get('pred_boxes'),
                         sample.get('gt_masks'))
         ax.imshow(drawn, interpolation='nearest')
