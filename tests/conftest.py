@@ -3,8 +3,14 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# Bitwise-reproducible MKL (its conditional numerical reproducibility mode), set before torch
+# loads MKL and inherited by the tools the tests start: without it MKL picks kernels by memory
+# alignment, and runs the tests compare to the last bit (resume, save/load, export) can differ
+# in the last bits. It costs ~25 % of matmul speed (bench/bench_model.py: 128 -> 165 ms a step).
+os.environ.setdefault('MKL_CBWR', 'COMPATIBLE')
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -30,7 +30,8 @@ def train(work: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
 def test_resume_after_kill_reproduces_losses(world, tmp_path):
     # MKL picks kernels by buffer alignment, so two identical CPU runs can differ in the last
     # bits (seen in CI: 8.9167645 vs 8.9167648 at iteration 6). Its conditional numerical
-    # reproducibility mode removes that, which makes bitwise comparison of the runs meaningful.
+    # reproducibility mode removes that, which makes bitwise comparison of the runs meaningful
+    # (conftest.py sets it for the whole suite; said again here because this test relies on it).
     env = dict(os.environ, ULLAVA_DEMO_DATA=str(world), MKL_CBWR='COMPATIBLE')
     straight = tmp_path / 'straight'
     proc = train(straight, env)
