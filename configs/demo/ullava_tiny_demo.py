@@ -8,6 +8,9 @@ image_token_len = {{_base_.image_token_len}}
 video_token_len = {{_base_.video_token_len}}
 tokenizer = dict(tiny=True)
 classes = 'train/semantic_classes.json'
+# RES objects per training sample (RefCOCODataset's refs_per_sample); 1 = the reference's one.
+# ULLAVA_DEMO_RES_REFS=3 asks about 3 objects of an image per sample (measured in docs/benchmarks.md).
+res_refs_per_sample = int('{{$ULLAVA_DEMO_RES_REFS:1}}')
 
 pipeline = [
     dict(type='LoadImage'),
@@ -34,6 +37,8 @@ def split(kind, split_name, **kwargs):
     )
     type_, ann, task = table[kind]
     extra = dict(class_names=classes, prompt_classes='all') if kind == 'semseg' else {}
+    if kind == 'res' and split_name == 'train':
+        extra = dict(refs_per_sample=res_refs_per_sample)
     return dict(type=type_, data_root=data_root, ann_file=ann, task=task, pipeline=pipeline,
                 test_mode=split_name == 'val', **extra, **kwargs)
 

@@ -161,6 +161,36 @@ def test_refcoco_original_matches_repacked(world, refcoco_original):
                 assert a.get(key) == b.get(key), key
 
 
+def test_refcoco_several_refs_per_sample(world, pipeline, model):
+    """``refs_per_sample=3``: one image per training sample, up to 3 of its objects asked about in
+    turn; mask i is the object of turn i; test mode keeps one sample per sentence."""
+    from ullava.datasets import ullava_collate
+    case = dict(type='RefCOCODataset', data_root=str(world), ann_file='train/refcoco_train.json')
+    records = json.loads((world / 'train/refcoco_train.json').read_text())
+    per_image: dict = {}
+    for r in records:
+        per_image.setdefault(r['image_path'], []).append(r)
+    grouped = build(case, refs_per_sample=3)
+    assert len(grouped) == len(per_image)
+    for info in infos(grouped):
+        refs = per_image[os.path.relpath(info['img_path'], world)]
+        turns = info['conversations']
+        assert len(info['mask_anns']) == len(turns) // 2 == min(3, len(refs))
+        assert turns[0]['value'].startswith('<image>') and \
+            not any('<image>' in t['value'] for t in turns[1:])
+        for question, ann in zip(turns[0::2], info['mask_anns']):
+            ref = next(r for r in refs if r['segmentation'] == ann['segmentation'])
+            assert any(s in question['value'] for s in ref['sentences'])
+    batch = ullava_collate([build(case, pipeline, refs_per_sample=3)[i] for i in range(2)])
+    assert [len(s.gt_masks) for s in batch['data_samples']] == \
+        [min(3, len(refs)) for refs in list(per_image.values())[:2]]
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
+    assert all(torch.isfinite(v).all() for v in losses.values()) and losses['loss_mask_bce'] > 0
+    assert len(build(case, refs_per_sample=3, test_mode=True)) == len(build(case, test_mode=True))
+    with pytest.raises(UserError, match='refs_per_sample'):
+        build(case, refs_per_sample=0)
+
+
 def test_refcoco_original_splits(world, refcoco_original):
     case = format_cases(world, refcoco_original, world)['refcoco_original']
     train, val = build(case), build(case, split='val')

@@ -4,6 +4,11 @@ Each record is one referred object: ``image_path``, ``height``, ``width``, ``sen
 ``category``, ``bbox`` (COCO xywh), ``segmentation`` (COCO polygons or RLE). Training samples pick
 one sentence at random; test samples are one per sentence (each expression scored once).
 The answer carries one [SEG] (-> mask) and one [LOC] (-> box), so RES and REC share this data.
+
+``refs_per_sample=k`` (training only) groups the objects of one image and asks about up to k of
+them in one multi-turn conversation, as LISA's referring-segmentation loader does: several [SEG]
+states decoded against the same image embedding, with different targets, is what teaches a mask
+decoder trained from scratch to follow its prompt (docs/benchmarks.md, "The embedded demo").
 """
 from __future__ import annotations
 
@@ -21,9 +26,23 @@ TEMPLATES = str(Path(__file__).with_name('templates.json'))
 @DATASETS.register_module()
 class RefCOCODataset(ULLaVADataset):
 
-    def __init__(self, *args, task: str = 'res', templates: str = TEMPLATES, **kwargs) -> None:
+    def __init__(self, *args, task: str = 'res', templates: str = TEMPLATES,
+                 refs_per_sample: int = 1, **kwargs) -> None:
+        if not isinstance(refs_per_sample, int) or refs_per_sample < 1:
+            raise UserError(f'RefCOCODataset: refs_per_sample must be an integer >= 1, '
+                            f'got {refs_per_sample!r}')
         self.templates = load_templates(templates)
+        self.refs_per_sample = refs_per_sample
         super().__init__(*args, task=task, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        data_list = super().load_data_list()
+        if self.test_mode or self.refs_per_sample == 1:
+            return data_list
+        by_image: dict[str, list[dict]] = {}
+        for info in data_list:
+            by_image.setdefault(info['img_path'], []).append(info)
+        return [dict(refs[0], refs=refs) for refs in by_image.values()]
 
     def parse_record(self, record: dict, index: int) -> list[dict]:
         img_path = self.media_path(record, 'image_path', index)
@@ -43,10 +62,28 @@ class RefCOCODataset(ULLaVADataset):
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
         rng = self.sample_rng(idx)
+        if 'refs' in info:
+            return self._multi_ref_info(info, rng)
         sentence = info.get('sentence') or \
             info['sentences'][rng.integers(len(info['sentences']))]
         question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
         info['conversations'] = [
             {'from': 'human', 'value': question.format(sentence)},
             {'from': 'gpt', 'value': self.templates['answer'].format(info['category'])}]
+        return info
+
+    def _multi_ref_info(self, info: dict, rng) -> dict:
+        """Up to ``refs_per_sample`` objects of one image, one question/answer turn each."""
+        refs = info.pop('refs')
+        chosen = [refs[i] for i in rng.permutation(len(refs))[:self.refs_per_sample]]
+        conversations = []
+        for turn, ref in enumerate(chosen):
+            sentence = ref['sentences'][rng.integers(len(ref['sentences']))]
+            question = pick(self.templates['train'], False, self.templates['test'], rng)
+            if turn:
+                question = question.replace('<image>\n', '')
+            conversations += [
+                {'from': 'human', 'value': question.format(sentence)},
+                {'from': 'gpt', 'value': self.templates['answer'].format(ref['category'])}]
+        info.update(conversations=conversations, mask_anns=[r['mask_anns'][0] for r in chosen])
         return info
