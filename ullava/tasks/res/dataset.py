@@ -60,30 +60,23 @@ class RefCOCODataset(ULLaVADataset):
         return [dict(base, sentences=sentences)]
 
     def get_data_info(self, idx: int) -> dict:
+        """One question/answer turn per referred object: the sample's own object, or (grouped by
+        ``refs_per_sample``) up to that many objects of its image in random order."""
         info = super().get_data_info(idx)
         rng = self.sample_rng(idx)
-        if 'refs' in info:
-            return self._multi_ref_info(info, rng)
-        sentence = info.get('sentence') or \
-            info['sentences'][rng.integers(len(info['sentences']))]
-        question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
-        info['conversations'] = [
-            {'from': 'human', 'value': question.format(sentence)},
-            {'from': 'gpt', 'value': self.templates['answer'].format(info['category'])}]
-        return info
-
-    def _multi_ref_info(self, info: dict, rng) -> dict:
-        """Up to ``refs_per_sample`` objects of one image, one question/answer turn each."""
-        refs = info.pop('refs')
-        chosen = [refs[i] for i in rng.permutation(len(refs))[:self.refs_per_sample]]
-        conversations = []
+        refs = info.pop('refs', None)
+        if refs is None:
+            chosen = [info]
+        else:
+            chosen = [refs[i] for i in rng.permutation(len(refs))[:self.refs_per_sample]]
+            info['mask_anns'] = [ref['mask_anns'][0] for ref in chosen]
+        info['conversations'] = []
         for turn, ref in enumerate(chosen):
-            sentence = ref['sentences'][rng.integers(len(ref['sentences']))]
-            question = pick(self.templates['train'], False, self.templates['test'], rng)
-            if turn:
+            sentence = ref.get('sentence') or ref['sentences'][rng.integers(len(ref['sentences']))]
+            question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
+            if turn:  # the image is shown once, in the first question
                 question = question.replace('<image>\n', '')
-            conversations += [
+            info['conversations'] += [
                 {'from': 'human', 'value': question.format(sentence)},
                 {'from': 'gpt', 'value': self.templates['answer'].format(ref['category'])}]
-        info.update(conversations=conversations, mask_anns=[r['mask_anns'][0] for r in chosen])
         return info
