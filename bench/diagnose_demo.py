@@ -27,16 +27,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-POSITIONS = ('on the left', 'on the right', 'at the top', 'at the bottom')
-RELATIONS = (' left of ', ' right of ', ' above ', ' below ')
 QUESTIONS = ('How many shapes', 'How many', 'Is there', 'What colour', 'What shape',
              'small or large', 'left or right', 'above or below')
 
 
 def expression_kind(prompt: str) -> str:
+    """The referring grammar's kind of expression (ullava.demo.language) in a templated prompt."""
+    from ullava.demo.language import POSITIONS, RELATIONS
     if any(p in prompt for p in POSITIONS):
         return 'positional'
-    return 'relational' if any(r in prompt for r in RELATIONS) else 'plain'
+    return 'relational' if any(f' {r} ' in prompt for r in RELATIONS) else 'plain'
 
 
 def question_kind(prompt: str) -> str:
