@@ -282,18 +282,13 @@ def weightless_model_cfg(model_cfg: Mapping) -> dict:
     from .language import _check_folder
     cfg = copy.deepcopy(dict(model_cfg))
     cfg.pop('lora', None)
-    llm = dict(cfg.get('llm') or {})
-    if llm.get('pretrained') is not None:
-        folder = _check_folder(llm.pop('pretrained'), 'llm')
-        llm['config'] = hf_config_dict(AutoConfig.from_pretrained(str(folder),
-                                                                  local_files_only=True))
-        cfg['llm'] = llm
-    tower = dict(cfg.get('vision_tower') or {})
-    if tower.get('pretrained') is not None:
-        folder = _check_folder(tower.pop('pretrained'), 'vision_tower')
-        tower['config'] = hf_config_dict(CLIPVisionConfig.from_pretrained(str(folder),
-                                                                          local_files_only=True))
-        cfg['vision_tower'] = tower
+    for key, config_class in (('llm', AutoConfig), ('vision_tower', CLIPVisionConfig)):
+        part = dict(cfg.get(key) or {})
+        if part.get('pretrained') is not None:
+            folder = _check_folder(part.pop('pretrained'), key)
+            part['config'] = hf_config_dict(config_class.from_pretrained(str(folder),
+                                                                         local_files_only=True))
+            cfg[key] = part
     if isinstance(cfg.get('mask_head'), Mapping):
         cfg['mask_head'] = {k: v for k, v in cfg['mask_head'].items() if k != 'checkpoint'}
     return cfg
