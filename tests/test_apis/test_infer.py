@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_apis.seg_config import write_seg_config  # tests/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CFG = ROOT / 'configs/demo/ullava_tiny_demo.py'
@@ -26,14 +27,8 @@ def run_tool(*args, timeout=600):
 @pytest.fixture(scope='module')
 def files(tmp_path_factory):
     """A config that answers [SEG], two images, a clip, a non-image, and a checkpoint."""
-    from ullava.models.language import build_tokenizer
     tmp = tmp_path_factory.mktemp('infer')
-    tok = build_tokenizer(tiny=True)
-    seg, eos = tok.convert_tokens_to_ids('[SEG]'), tok.eos_token_id
-    seg_cfg = tmp / 'seg_cfg.py'
-    seg_cfg.write_text(f"_base_ = ['{DEMO_CFG}']\n"
-                       f"model = dict(generation=dict(sequence_bias=[[[{seg}], 50.0], "
-                       f"[[{seg}, {eos}], 100.0]]))\n")
+    seg_cfg = write_seg_config(tmp / 'seg_cfg.py')
     rng = np.random.RandomState(0)
     for name, size in (('scene.png', (48, 80)), ('other.jpg', (64, 64))):
         Image.fromarray((rng.rand(*size, 3) * 255).astype(np.uint8)).save(tmp / name)

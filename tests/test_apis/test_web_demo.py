@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_apis.seg_config import write_seg_config  # tests/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
@@ -79,13 +80,7 @@ def test_multipart_form_parsing():
 def server(tmp_path):
     """tools/web_demo.py on a free port; yields its URL. Random weights, biased to answer exactly
     ``[SEG]`` so the answer is known and the overlay shows a mask."""
-    from ullava.models.language import build_tokenizer
-    tok = build_tokenizer(tiny=True)
-    seg, eos = tok.convert_tokens_to_ids('[SEG]'), tok.eos_token_id
-    cfg = tmp_path / 'seg_cfg.py'
-    cfg.write_text(f"_base_ = ['{ROOT / 'configs/demo/ullava_tiny_demo.py'}']\n"
-                   f"model = dict(generation=dict(sequence_bias=[[[{seg}], 50.0], "
-                   f"[[{seg}, {eos}], 100.0]]))\n")
+    cfg = write_seg_config(tmp_path / 'seg_cfg.py')
     proc = subprocess.Popen(
         [sys.executable, 'tools/web_demo.py', str(cfg), 'none', '--port', '0', '--device', 'cpu'],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
