@@ -114,3 +114,67 @@ def test_tensorboard_backend_writes_scalars(tmp_path):
     acc = EventAccumulator(str(events.parent))
     acc.Reload()
     assert [e.value for e in acc.Scalars('loss')] == [1.0, 0.5, 0.25]
+
+
+# ------------------------------------------------------------- overlay (MMEngine's drawing)
+def _image(shape=(40, 56)):
+    return np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+def test_overlay_blends_exactly_where_the_mask_is():
+    from ullava.visualization import overlay
+    from ullava.visualization.visualizer import PRED_COLOURS
+    image = _image()
+    masks = np.zeros((2, 40, 56), bool)
+    masks[0, 5:20, 4:30] = True
+    masks[1, 25:35, 40:50] = True
+    drawn = overlay(image, torch.from_numpy(masks), alpha=0.45)
+    assert drawn.shape == image.shape and drawn.dtype == np.uint8
+    outside = ~masks.any(0)
+    assert (drawn[outside] == image[outside]).all()  # untouched beyond the masks
+    for mask, colour in zip(masks, PRED_COLOURS):  # (1 - a) image + a colour, one per mask
+        blend = 0.55 * image[mask].astype(float) + 0.45 * np.array(colour, float)
+        assert np.abs(drawn[mask] - blend).max() <= 1  # OpenCV rounds to uint8
+
+
+def _ring(y1, x1, y2, x2, shape):
+    """The pixels at most 1 px from the box's border columns / rows x1, x2, y1, y2."""
+    ring = np.zeros(shape, bool)
+    ring[y1 - 1:y2 + 2, x1 - 1:x2 + 2] = True
+    ring[y1 + 2:y2 - 1, x1 + 2:x2 - 1] = False
+    return ring
+
+
+def test_overlay_draws_box_edges_and_nothing_else():
+    from ullava.visualization import overlay
+    from ullava.visualization.visualizer import PRED_COLOURS
+    image = _image()
+    x1, y1, x2, y2 = 10, 8, 40, 30
+    drawn = overlay(image, boxes=np.array([[x1, y1, x2, y2]], np.float32))
+    # 3 px lines centred on the box's pixel columns / rows, in full colour...
+    line = _ring(y1, x1, y2, x2, image.shape[:2])
+    assert (drawn[line] == PRED_COLOURS[0]).all()
+    assert (drawn[~line] == image[~line]).all()  # ...and nothing else changed
+
+
+def test_overlay_outlines_gt_masks_in_green_and_draws_gt_boxes():
+    from ullava.visualization import overlay
+    image = _image()
+    gt = np.zeros((40, 56), bool)
+    gt[10:30, 12:44] = True
+    drawn = overlay(image, gt_masks=gt[None], gt_boxes=torch.tensor([[2., 2., 8., 9.]]))
+    border = gt.copy()
+    border[11:29, 13:43] = False  # the mask's outermost pixels: exactly the outline
+    box = _ring(2, 2, 9, 8, gt.shape)
+    assert (drawn[border | box] == GREEN).all()
+    assert (drawn[~(border | box)] == image[~(border | box)]).all()  # an outline, not a fill
+
+
+def test_overlay_without_targets_and_bad_input():
+    from ullava.visualization import overlay
+    image = _image()
+    same = overlay(image, np.zeros((0, 40, 56), bool), np.zeros((0, 4)), None,
+                   gt_boxes=[[30, 30, 10, 10]])  # a reversed box is skipped
+    assert (same == image).all()
+    with pytest.raises(ValueError, match=r'masks of shape \(20, 20\) cannot be drawn'):
+        overlay(image, np.ones((1, 20, 20), bool))

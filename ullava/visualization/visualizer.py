@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from mmengine.visualization import Visualizer
@@ -12,10 +14,42 @@ from ullava.registry import VISUALIZERS
 
 PRED_COLOURS = [(255, 64, 64), (64, 160, 255), (255, 200, 0), (200, 64, 255), (0, 220, 160)]
 GT_COLOUR = (0, 255, 0)
+# Box lines 3 px wide: matplotlib snaps a straight odd-width line to the pixel centres, so
+# the line is exactly the pixel columns (rows) x-1, x, x+1 in full colour, with no blurred fringe.
+LINE_PX = 3
+
+_OVERLAY_LOCK = threading.Lock()
+_OVERLAY_VISUALIZER: ULLaVAVisualizer | None = None
 
 
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _stack(masks, shape: tuple) -> np.ndarray:
+    """Masks (None, [H, W], [k, H, W]) as a bool [k, H, W] array; another size is an error."""
+    masks = np.zeros(0) if masks is None else _np(masks)
+    if masks.size == 0:
+        return np.zeros((0, *shape), bool)
+    masks = masks.astype(bool).reshape(-1, *masks.shape[-2:])
+    if masks.shape[1:] != tuple(shape):
+        raise ValueError(f'masks of shape {masks.shape[1:]} cannot be drawn on an image of '
+                         f'shape {tuple(shape)}')
+    return masks
+
+
+def _boxes(boxes) -> np.ndarray:
+    """Boxes (None, [4], [k, 4]) as a float [k, 4] array."""
+    return np.zeros((0, 4)) if boxes is None else _np(boxes).astype(np.float64).reshape(-1, 4)
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """The mask's own border pixels (those with a background 8-neighbour; the image's edge counts
+    as background), by OpenCV's erosion."""
+    mask = mask.astype(np.uint8)
+    inner = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                      borderValue=0)
+    return mask > inner
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
@@ -33,7 +67,6 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
 
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an RGB uint8 image or a 2-D mask (bool masks become 0/255)."""
-    import cv2
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     if image.ndim == 3:
@@ -52,33 +85,23 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
 def overlay(image: np.ndarray, masks=None, boxes=None, gt_masks=None, alpha: float = 0.45,
             gt_boxes=None) -> np.ndarray:
     """RGB uint8 image with predicted masks filled, their boxes drawn, GT masks and boxes
-    outlined in green."""
-    out = image.astype(np.float32).copy()
-    for k, mask in enumerate(_np(masks) if masks is not None else []):
-        colour = np.array(PRED_COLOURS[k % len(PRED_COLOURS)], np.float32)
-        out[mask.astype(bool)] = (1 - alpha) * out[mask.astype(bool)] + alpha * colour
-    out = out.astype(np.uint8)
-    for mask in (_np(gt_masks) if gt_masks is not None else []):
-        mask = mask.astype(bool)
-        edge = mask & ~(np.roll(mask, 1, 0) & np.roll(mask, -1, 0) & np.roll(mask, 1, 1)
-                        & np.roll(mask, -1, 1))
-        out[edge] = GT_COLOUR
-    h, w = out.shape[:2]
-    drawn = [(box, GT_COLOUR) for box in (_np(gt_boxes) if gt_boxes is not None else [])]
-    drawn += [(box, PRED_COLOURS[k % len(PRED_COLOURS)])
-              for k, box in enumerate(_np(boxes) if boxes is not None else [])]
-    for box, colour in drawn:
-        x1, y1, x2, y2 = np.clip(np.round(box).astype(int), 0, [w, h, w, h])
-        if x2 <= x1 or y2 <= y1:
-            continue
-        out[y1, x1:x2] = out[y2 - 1, x1:x2] = colour
-        out[y1:y2, x1] = out[y1:y2, x2 - 1] = colour
-    return out
+    outlined in green (:meth:`ULLaVAVisualizer.draw_targets` on a private visualizer)."""
+    global _OVERLAY_VISUALIZER
+    with _OVERLAY_LOCK:  # one matplotlib figure, shared by the web demo's worker threads
+        if _OVERLAY_VISUALIZER is None:
+            # constructed directly, not by get_instance: kept out of MMEngine's instance registry
+            _OVERLAY_VISUALIZER = ULLaVAVisualizer(name='ullava_overlay')
+        vis = _OVERLAY_VISUALIZER
+        vis.set_image(image)
+        vis.draw_targets(masks, boxes, gt_masks, gt_boxes, alpha=alpha)
+        return vis.get_image()
 
 
 @VISUALIZERS.register_module()
 class ULLaVAVisualizer(Visualizer):
-    """``add_datasample`` draws a prediction (and its ground truth) with the prompt and answer.
+    """``add_datasample`` draws a prediction (and its ground truth) with the prompt and answer;
+    :meth:`draw_targets` draws masks, GT outlines and boxes through MMEngine's
+    ``draw_binary_masks`` / ``draw_bboxes``, the text goes through ``draw_texts``.
 
     Images smaller than ``min_size`` on their longest side are enlarged by a whole factor
     (nearest neighbour) after the masks and boxes are drawn, so the text stays readable.
@@ -86,14 +109,47 @@ class ULLaVAVisualizer(Visualizer):
 
     min_size = 256
 
+    def draw_targets(self, masks=None, boxes=None, gt_masks=None, gt_boxes=None,
+                     alpha: float = 0.45) -> ULLaVAVisualizer:
+        """On the image given to :meth:`set_image`: fill each predicted mask (colour blend
+        ``(1 - alpha) * image + alpha * colour``, one colour per mask), outline GT masks and draw
+        GT boxes in green, then the predicted boxes in their mask's colour.
+
+        Boxes are (x1, y1, x2, y2) in pixels, drawn as 3 px lines centred on those pixel
+        columns / rows; they are clipped to the image, and an empty or reversed box (a bad [LOC]
+        decode) is skipped.
+        """
+        shape = (self.height, self.width)
+        masks = _stack(masks, shape)
+        if len(masks):  # first: MMEngine blends masks into the rendered canvas, lines go on top
+            self.draw_binary_masks(masks, colors=[PRED_COLOURS[k % len(PRED_COLOURS)]
+                                                  for k in range(len(masks))],
+                                   alphas=[alpha] * len(masks))
+        gt_masks = _stack(gt_masks, shape)
+        if len(gt_masks):  # a mask, not polygons: the outline is exactly the border pixels
+            outline = np.any([mask_outline(m) for m in gt_masks], axis=0)
+            self.draw_binary_masks(outline, colors=GT_COLOUR, alphas=1.0)
+        gt_boxes, boxes = _boxes(gt_boxes), _boxes(boxes)  # GT first: predictions on top
+        colours = [GT_COLOUR] * len(gt_boxes) + [PRED_COLOURS[k % len(PRED_COLOURS)]
+                                                 for k in range(len(boxes))]
+        # the last pixel row / column is the edge a full-image box is drawn on
+        boxes = np.clip(np.concatenate([gt_boxes, boxes]), 0, [self.width - 1, self.height - 1] * 2)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        if keep.any():
+            self.draw_bboxes(boxes[keep], edge_colors=[c for c, k in zip(colours, keep) if k],
+                             line_widths=LINE_PX * 72 / self.dpi, alpha=1.0)  # widths in points
+            self.ax_save.collections[-1].set_joinstyle('miter')  # square corners, not round
+        return self
+
     def add_datasample(self, name: str, image: np.ndarray, data_sample=None, draw_gt: bool = True,
                        draw_pred: bool = True, show: bool = False, wait_time: float = 0,
                        out_file: str | None = None, step: int = 0, **kwargs) -> np.ndarray:
-        drawn = overlay(image,
-                        data_sample.get('pred_masks') if draw_pred else None,
-                        data_sample.get('pred_boxes') if draw_pred else None,
-                        data_sample.get('gt_masks') if draw_gt else None,
-                        gt_boxes=data_sample.get('gt_boxes') if draw_gt else None)
+        self.set_image(image)
+        self.draw_targets(data_sample.get('pred_masks') if draw_pred else None,
+                          data_sample.get('pred_boxes') if draw_pred else None,
+                          data_sample.get('gt_masks') if draw_gt else None,
+                          data_sample.get('gt_boxes') if draw_gt else None)
+        drawn = self.get_image()
         factor = -(-self.min_size // max(drawn.shape[:2]))  # ceil division
         if factor > 1:
             drawn = drawn.repeat(factor, 0).repeat(factor, 1)
