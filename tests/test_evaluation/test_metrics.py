@@ -8,7 +8,6 @@ import torch
 
 from ullava.evaluation.metrics import (CaptionMetric, RECMetric, RESMetric, SalientMetric,
                                        SemSegMetric, VQAMetric)
-from ullava.evaluation.metrics.salient_metric import s_measure
 from ullava.evaluation.metrics.vqa_metric import normalize_answer
 
 
@@ -96,53 +95,7 @@ def test_rec_metric_perfect_without_scores():
 
 
 # ----------------------------------------------------------------------------- Salient
-def test_s_measure_special_and_hand_cases():
-    gt = np.zeros((4, 4), bool)
-    gt[:2, :2] = True
-    assert s_measure(gt.astype(float), gt) == pytest.approx(1.0)          # perfect
-    assert s_measure(np.zeros((4, 4)), np.zeros((4, 4), bool)) == 1.0     # GT all bg: 1-mean
-    assert s_measure(np.full((4, 4), .25), np.zeros((4, 4), bool)) == .75
-    assert s_measure(np.full((4, 4), .25), np.ones((4, 4), bool)) == .25  # GT all fg: mean
-    # Hand case: GT = top-left 2x2 block of a 4x4 map; pred = GT with pixel (1,1) missed.
-    # S_object: FG values [1,1,1,0]: mean .75, std (N-1) .5 -> 1.5/(.5625+1+.5) = 8/11;
-    #   BG values 1-pred = 1 everywhere -> 2/(1+1) = 1; u = 4/16: S_o = 2/11 + 3/4.
-    # S_region: centroid (1-based) 1.5 -> rounds to 2, four 2x2 quadrants of weight 1/4.
-    #   TL: x=.75, y=1, var_x = .75/3 = .25, var_y = 0, cov = 0 -> alpha=0, beta>0 -> 0.
-    #   other three: pred and GT constant 0 -> 1. S_r = 3/4.
-    # S = .5 (2/11 + 3/4) + .5 (3/4) = 1/11 + 3/4.
-    pred = gt.astype(float)
-    pred[1, 1] = 0
-    assert s_measure(pred, gt) == pytest.approx(1 / 11 + 0.75)
-    # Inverted, GT = centre 2x2 block: FG mean 0 and BG (1-pred) mean 0 -> S_o = 0.
-    # Centroid 2.5 -> 3: TL quadrant 3x3 has 4 GT px, pred = 1-GT, x=5/9, y=4/9,
-    # var = 20/72 both, cov = -20/72 -> SSIM = -40/41; the other quadrants (weight 7/16) are
-    # constant -> 1. S_r = 9/16(-40/41) + 7/16 = -73/656 < 0; S = -73/1312 -> clipped to 0.
-    gt = np.zeros((4, 4), bool)
-    gt[1:3, 1:3] = True
-    assert s_measure(1.0 - gt, gt) == 0.0
-
-
-def test_salient_metric_by_hand():
-    gt1 = _masks([[1, 1], [0, 0]])
-    # Image 1: MAE = (.2+.6+.6+0)/4 = .35. F(beta2=.3) of pred >= t:
-    #   t in (0,.4]: P=2/3 R=1 -> .7222; (.4,.6]: P=R=.5 -> .5; (.6,.8]: P=1 R=.5 -> .65/.8
-    #   = .8125; t=0: P=.5 R=1 -> .5652; t>.8: nothing predicted -> 0.
-    a = dict(pred_mask_scores=torch.tensor([[[.8, .4], [.6, .0]]]), gt_masks=gt1)
-    # Image 2 (numpy, no k axis): perfect -> MAE 0, F = 1 for every t > 0, S = 1.
-    b = dict(pred_mask_scores=np.array([[1., 1], [0, 0]]), gt_masks=np.array([[1, 1], [0, 0]]))
-    out = _run(SalientMetric(), [a], [b])
-    assert out['MAE'] == pytest.approx(0.175)
-    # mean F per threshold, max at t in (.6,.8]: (.8125 + 1) / 2.
-    assert out['maxF'] == pytest.approx(0.90625)
-    s1 = s_measure(np.array([[.8, .4], [.6, .0]]), np.array([[1, 1], [0, 0]], bool))
-    assert out['S-measure'] == pytest.approx((s1 + 1) / 2)
-
-
-def test_salient_metric_empty_gt_and_perfect():
-    zero = torch.zeros(1, 3, 3)
-    out = _run(SalientMetric(), [dict(pred_mask_scores=zero, gt_masks=zero.bool())])
-    # Empty pred for empty GT: no error, S = 1, but F = 0 (recall of an empty GT is 0).
-    assert out == {'MAE': 0.0, 'maxF': 0.0, 'S-measure': 1.0}
+# on PySODMetrics: tests/test_evaluation/test_salient_metric.py
 
 
 # ----------------------------------------------------------------------------- VQA
