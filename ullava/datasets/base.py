@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os.path as osp
 from typing import Any
 
@@ -10,6 +11,16 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from ullava.utils import UserError
+
+QUOTE_LIMIT = 80
+MAX_SKIP_LOGS = 20  # skip messages logged one by one; after that only counted
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages: a bad field is named
+    and shown without pasting a whole RLE string or record into the one line a user reads."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 class ULLaVADataset(BaseDataset):
@@ -65,8 +76,9 @@ class ULLaVADataset(BaseDataset):
         if not isinstance(record, dict) or field not in record:
             raise UserError(f'{where}: missing field "{field}"')
         if not isinstance(record[field], kind):
-            raise UserError(f'{where}: field "{field}" should be '
-                            f'{getattr(kind, "__name__", kind)}, got {type(record[field]).__name__}')
+            names = '/'.join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+            raise UserError(f'{where}: field "{field}" should be {names}, got '
+                            f'{type(record[field]).__name__} {quote(record[field])}')
         return record[field]
 
     def parse_record(self, record: dict, index: int) -> list[dict]:
@@ -96,17 +108,17 @@ class ULLaVADataset(BaseDataset):
         for index, record in enumerate(self.records(self.read_annotations())):
             try:
                 infos = self.parse_record(record, index)
-            except UserError:
+            except UserError as err:
                 if self.on_error == 'raise':
                     raise
-                self.num_skipped += 1
+                self._log_skip(f'skipped: {err}')
                 continue
             for info in infos:
                 info.update(task=self.task, ann_file=self.ann_file, record_idx=index)
             data_list.extend(infos)
         if self.num_skipped:
             print_log(f'{self.ann_file}: skipped {self.num_skipped} malformed records', 'current',
-                      level=30)
+                      level=logging.WARNING)
         if self.portion < 1:
             keep = int(round(len(data_list) * self.portion))
             order = np.random.default_rng(0).permutation(len(data_list))[:keep]
@@ -116,10 +128,16 @@ class ULLaVADataset(BaseDataset):
     def prepare_data(self, idx: int) -> Any:
         try:
             return super().prepare_data(idx)
-        except UserError:
+        except UserError as err:
             if self.on_error == 'raise' or self.test_mode:
                 raise
-            self.num_skipped += 1
-            print_log(f'{self.ann_file}: skipped sample {idx} (failed to load); '
-                      f'{self.num_skipped} skipped so far', 'current', level=30)
+            self._log_skip(f'skipped sample {idx}: {err}')
             return None  # BaseDataset then draws another sample
+
+    def _log_skip(self, message: str) -> None:
+        """Count a skip; log its reason (the UserError names file, record and field)."""
+        self.num_skipped += 1
+        if self.num_skipped <= MAX_SKIP_LOGS:
+            print_log(message + ('' if self.num_skipped < MAX_SKIP_LOGS else
+                                 ' (further skips are only counted)'), 'current',
+                      level=logging.WARNING)

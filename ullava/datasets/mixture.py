@@ -44,11 +44,27 @@ class MixtureDataset(Dataset):
 
     @property
     def metainfo(self) -> dict:
-        meta: dict = {}
-        for d in self.datasets:
-            meta.update(getattr(d, 'metainfo', {}) or {})
-        meta['tasks'] = sorted({getattr(d, 'task', '') for d in self.datasets})
-        return meta
+        """Well defined for a mixture of different datasets (not the last one's ``classes``):
+
+        * ``datasets``: one dict per dataset: its own metainfo plus ``task`` and ``ann_file``;
+        * ``tasks``: the sorted task names;
+        * ``classes_by_task``: a task's class list, for each task whose datasets have one and
+          agree on it (:class:`~ullava.tasks.TaskMetric` hands it to that task's metric);
+        * ``classes``: only when every dataset that has a class list has the same one.
+        """
+        per_dataset = [dict(getattr(d, 'metainfo', None) or {}, task=getattr(d, 'task', ''),
+                            ann_file=getattr(d, 'ann_file', '')) for d in self.datasets]
+        lists_by_task: dict[str, set] = {}
+        for meta in per_dataset:
+            if meta.get('classes') is not None:
+                lists_by_task.setdefault(meta['task'], set()).add(tuple(meta['classes']))
+        out = dict(datasets=per_dataset, tasks=sorted({m['task'] for m in per_dataset}),
+                   classes_by_task={task: list(next(iter(lists)))
+                                    for task, lists in lists_by_task.items() if len(lists) == 1})
+        every_list = set().union(*lists_by_task.values()) if lists_by_task else set()
+        if len(every_list) == 1:
+            out['classes'] = list(next(iter(every_list)))
+        return out
 
     def __len__(self) -> int:
         return len(self.index)

@@ -24,7 +24,18 @@ class TaskMetric(BaseMetric):
     @dataset_meta.setter
     def dataset_meta(self, meta) -> None:
         self._dataset_meta = meta
-        self.metric.dataset_meta = meta
+        self.metric.dataset_meta = self._task_meta(meta)
+
+    def _task_meta(self, meta: dict | None) -> dict | None:
+        """A mixture's metainfo seen from this task: ``classes`` is this task's class list
+        (``classes_by_task``), absent when the task has none or its datasets disagree."""
+        if not meta or 'classes_by_task' not in meta:
+            return meta
+        meta = dict(meta)
+        meta.pop('classes', None)
+        if self.task in meta['classes_by_task']:
+            meta['classes'] = meta['classes_by_task'][self.task]
+        return meta
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         mine = [s for s in data_samples if s.get('task') == self.task]

@@ -1,7 +1,9 @@
 """RefCOCO / RefCOCO+ / RefCOCOg / RefCLEF in u-LLaVA's re-packed JSON format.
 
 Each record is one referred object: ``image_path``, ``height``, ``width``, ``sentences``,
-``category``, ``bbox`` (COCO xywh), ``segmentation`` (COCO polygons or RLE). Training samples pick
+``category``, ``bbox`` (COCO xywh), ``segmentation``: a list of polygons, a list of RLE parts
+(summed into one mask), ``[]`` (no mask) or one RLE dict (see
+:func:`ullava.datasets.transforms.loading.decode_segmentation`). Training samples pick
 one sentence at random; test samples are one per sentence (each expression scored once).
 The answer carries one [SEG] (-> mask) and one [LOC] (-> box), so RES and REC share this data.
 
@@ -53,6 +55,9 @@ class RefCOCODataset(ULLaVADataset):
         if len(bbox) != 4:
             raise UserError(f'{self.ann_file} record {index}: "bbox" must be [x, y, w, h]')
         ann = dict(segmentation=self.require(record, 'segmentation', index, (list, dict)), bbox=bbox)
+        for key in ('height', 'width'):  # the declared size, checked against the image on load
+            if key in record:
+                ann[key] = self.require(record, key, index, int)
         base = dict(img_path=img_path, mask_anns=[ann], category=record.get('category', 'object'),
                     img_id=record.get('ann_id', index))
         if self.test_mode:
@@ -78,5 +83,6 @@ class RefCOCODataset(ULLaVADataset):
                 question = question.replace('<image>\n', '')
             info['conversations'] += [
                 {'from': 'human', 'value': question.format(sentence)},
-                {'from': 'gpt', 'value': self.templates['answer'].format(ref['category'])}]
+                {'from': 'gpt', 'value': self.templates['answer'].format(
+                    str(ref['category']).lower())}]  # lower-cased, as the reference
         return info

@@ -130,7 +130,9 @@ class RefCOCOOriginalDataset(RefCOCODataset):
             raise UserError(f'{where}: field "ann_id" {ann_id} needs a "segmentation" and a '
                             f'"bbox" [x, y, w, h] in {self.ann_file}')
         category = self._categories.get(ref.get('category_id', ann.get('category_id')), 'object')
-        base = dict(img_path=img_path, mask_anns=[dict(segmentation=segmentation, bbox=bbox)],
+        mask_ann = dict(segmentation=segmentation, bbox=bbox)
+        mask_ann.update({k: image[k] for k in ('height', 'width') if isinstance(image.get(k), int)})
+        base = dict(img_path=img_path, mask_anns=[mask_ann],
                     category=category, img_id=ann_id, ref_id=ref.get('ref_id', index))
         if self.test_mode:
             return [dict(base, sentence=s) for s in sentences]
