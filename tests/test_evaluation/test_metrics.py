@@ -64,9 +64,9 @@ def test_res_metric_shape_mismatch():
 
 
 # ----------------------------------------------------------------------------- REC
-def test_rec_metric_by_hand():
+def _rec_cases():
     # Image 10x10. (1) perfect, IoU 1, score .9. (2) pred [6,6,14,14] spills out of the
-    # image; clipped to [6,6,10,10] it equals GT: IoU 1 (unclipped it would be 16/64).
+    # image: unclipped, I=16 U=64, IoU .25; clipped to [6,6,10,10] it equals GT: IoU 1.
     a = dict(pred_boxes=torch.tensor([[0., 0, 4, 4], [6, 6, 14, 14]]),
              pred_box_scores=torch.tensor([.9, .8]),
              gt_boxes=torch.tensor([[0., 0, 4, 4], [6, 6, 10, 10]]), ori_shape=(10, 10))
@@ -75,8 +75,21 @@ def test_rec_metric_by_hand():
              gt_boxes=np.array([[5., 5, 9, 9]]), ori_shape=(10, 10))
     c = dict(pred_boxes=[[0., 0, 4, 2]], pred_box_scores=[.6], gt_boxes=[[0., 0, 4, 4]],
              ori_shape=(10, 10, 3))
-    out = _run(RECMetric(), [a], [b, c])
-    assert out['Acc@0.5'] == pytest.approx(3 / 4)  # IoU >= .5 for (1), (2), (4)
+    return [a], [b, c]
+
+
+def test_rec_metric_reference_definition_by_hand():
+    """The default is the reference's: IoU > 0.5 (strict) on the boxes as predicted."""
+    out = _run(RECMetric(), *_rec_cases())
+    assert out['definition'] == 'reference'
+    assert out['Acc@0.5'] == pytest.approx(1 / 4)  # only (1): (4) is exactly .5, (2) is .25
+    assert out['mIoU'] == pytest.approx((1 + .25 + 0 + .5) / 4)
+
+
+def test_rec_metric_inclusive_clipped_by_hand():
+    out = _run(RECMetric(definition='inclusive_clipped'), *_rec_cases())
+    assert out['definition'] == 'inclusive_clipped'
+    assert out['Acc@0.5'] == pytest.approx(3 / 4)  # IoU >= .5 for (1), (2) clipped, (4)
     assert out['mIoU'] == pytest.approx(2.5 / 4)
     # COCO AP, 4 GTs, detections by score: TP TP FP and (4) TP only at IoU thr .5.
     # AP50: recall .25,.5,.5,.75 / precision 1,1,2/3,3/4 -> interpolated 1,1,3/4,3/4.
@@ -87,11 +100,26 @@ def test_rec_metric_by_hand():
     assert out['bbox_AP'] == pytest.approx((ap50 + 9 * 51 / 101) / 10)
 
 
+def test_rec_metric_iou_is_frame_free():
+    """The reference scores boxes normalised in the centre-padded square; IoU is the same on
+    pixel boxes (a shift and one scale), so a pixel-box metric gives the reference's number."""
+    pred, gt = torch.tensor([[3., 1, 20, 9]]), torch.tensor([[5., 2, 18, 10]])
+    height, width = 12, 24  # pad (24 - 12) / 2 rows on top, divide by 24
+    norm = torch.tensor([0., 6, 0, 6])
+    pixel = _run(RECMetric(), [dict(pred_boxes=pred, gt_boxes=gt, ori_shape=(height, width))])
+    normed = _run(RECMetric(), [dict(pred_boxes=(pred + norm) / 24, gt_boxes=(gt + norm) / 24,
+                                     ori_shape=(1, 1))])
+    assert pixel['mIoU'] == pytest.approx(normed['mIoU'])
+
+
 def test_rec_metric_perfect_without_scores():
     s = dict(pred_boxes=torch.tensor([[1., 1, 5, 5]]), gt_boxes=torch.tensor([[1., 1, 5, 5]]),
              ori_shape=(8, 8))
     out = _run(RECMetric(), [s, s])
-    assert out == {'Acc@0.5': 1.0, 'mIoU': 1.0, 'bbox_AP': 1.0, 'bbox_AP50': 1.0}
+    assert out == {'Acc@0.5': 1.0, 'mIoU': 1.0, 'bbox_AP': 1.0, 'bbox_AP50': 1.0,
+                   'definition': 'reference'}
+    with pytest.raises(ValueError, match='definition must be one of'):
+        RECMetric(definition='clipped')
 
 
 # ----------------------------------------------------------------------------- Salient
@@ -196,7 +224,7 @@ def test_semseg_metric_needs_classes():
 # ----------------------------------------------------------------------------- common
 @pytest.mark.parametrize('metric,sample,missing', [
     (RESMetric, dict(pred_masks=torch.zeros(1, 2, 2, dtype=torch.bool)), 'gt_masks'),
-    (RECMetric, dict(pred_boxes=torch.zeros(1, 4), gt_boxes=torch.zeros(1, 4)), 'ori_shape'),
+    (RECMetric, dict(pred_boxes=torch.zeros(1, 4)), 'gt_boxes'),
     (SalientMetric, dict(gt_masks=torch.zeros(1, 2, 2)), 'pred_mask_scores'),
     (VQAMetric, dict(pred_text='yes'), 'gt_answers'),
     (CaptionMetric, dict(pred_text='a', gt_captions=['a']), 'img_id'),

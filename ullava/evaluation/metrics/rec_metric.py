@@ -1,7 +1,7 @@
 """Referring expression comprehension (box grounding): Acc@0.5, mean IoU, COCO bbox AP."""
 import contextlib
 import io
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -12,28 +12,48 @@ from ullava.registry import METRICS
 from ._utils import get_field, has_field, to_tensor
 
 
+DEFINITIONS = {
+    # name: (strict ">" threshold, clip boxes to the image first)
+    'reference': (True, False),
+    'inclusive_clipped': (False, True),
+}
+
+
 @METRICS.register_module()
 class RECMetric(BaseMetric):
     """Box grounding accuracy; one sample = one referring expression = one box.
 
-    * ``Acc@0.5``: fraction of predicted boxes whose IoU with their GT box is >= 0.5
-      (the usual RefCOCO REC accuracy; ``iou_thr`` changes the threshold and the key).
+    * ``Acc@0.5``: fraction of predicted boxes whose IoU with their GT box passes
+      ``iou_thr`` (``iou_thr`` changes the threshold and the key).
     * ``mIoU``: mean IoU of predicted vs GT box.
     * ``bbox_AP`` / ``bbox_AP50``: COCO AP@[.5:.95] / AP@.5 from pycocotools, each
       expression being its own "image" with one GT box and one detection of a single
       category, scored by ``pred_box_scores`` (1.0 when the model gives none).
+    * ``definition``: the name of the definition used (a string, so ``metrics.json`` says it).
 
-    Boxes are clipped to the image (``ori_shape``) before any IoU: a box that spills
-    outside the image would otherwise count area that cannot hold the object and lower
-    its IoU, and COCO-style evaluation would disagree with the pixels actually shown.
+    ``definition``:
+
+    * ``'reference'`` (default, u-LLaVA's and the paper's numbers): IoU > ``iou_thr``
+      (strict) on the boxes as predicted, unclipped. The reference scores normalised boxes
+      in the centre-padded square; IoU does not change under that shift and uniform scale,
+      so pixel boxes give the same IoU.
+    * ``'inclusive_clipped'`` (ullava's earlier definition): IoU >= ``iou_thr`` after
+      clipping both boxes to the image (``ori_shape``), so area outside the image, which
+      cannot hold the object, does not lower the IoU. Scores more boxes as correct: report
+      it only under its name.
     """
 
     default_prefix: Optional[str] = ''  # keys unprefixed ('' also silences MMEngine's warning)
 
-    def __init__(self, iou_thr: float = 0.5, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+    def __init__(self, iou_thr: float = 0.5, definition: str = 'reference',
+                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        if definition not in DEFINITIONS:
+            raise ValueError(f'RECMetric: definition must be one of {sorted(DEFINITIONS)}, '
+                             f'got {definition!r}')
         self.iou_thr = float(iou_thr)
+        self.definition = definition
+        self.strict, self.clip = DEFINITIONS[definition]
 
     @staticmethod
     def _clip(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -46,7 +66,6 @@ class RECMetric(BaseMetric):
         for sample in data_samples:
             pred = to_tensor(get_field(sample, 'pred_boxes', 'RECMetric'), torch.float64)
             gt = to_tensor(get_field(sample, 'gt_boxes', 'RECMetric'), torch.float64)
-            height, width = (int(v) for v in get_field(sample, 'ori_shape', 'RECMetric')[:2])
             pred, gt = pred.reshape(-1, 4), gt.reshape(-1, 4)
             if len(pred) != len(gt):
                 raise ValueError(f'RECMetric: {len(pred)} pred_boxes but {len(gt)} gt_boxes '
@@ -54,20 +73,22 @@ class RECMetric(BaseMetric):
             scores = (to_tensor(get_field(sample, 'pred_box_scores', 'RECMetric'),
                                 torch.float64).reshape(-1)
                       if has_field(sample, 'pred_box_scores') else torch.ones(len(pred)))
-            pred, gt = self._clip(pred, height, width), self._clip(gt, height, width)
+            if self.clip:
+                height, width = (int(v) for v in get_field(sample, 'ori_shape', 'RECMetric')[:2])
+                pred, gt = self._clip(pred, height, width), self._clip(gt, height, width)
             iou = box_iou(pred, gt).diagonal() if len(pred) else torch.zeros(0)
             for k in range(len(pred)):
                 self.results.append(dict(iou=float(iou[k]), score=float(scores[k]),
                                          pred=pred[k].tolist(), gt=gt[k].tolist()))
 
-    def compute_metrics(self, results: list) -> Dict[str, float]:
+    def compute_metrics(self, results: list) -> Dict[str, Union[float, str]]:
         if not results:
             raise ValueError('RECMetric: no boxes were processed')
         iou = np.array([r['iou'] for r in results])
-        metrics = {f'Acc@{self.iou_thr:g}': float((iou >= self.iou_thr).mean()),
-                   'mIoU': float(iou.mean())}
+        hit = iou > self.iou_thr if self.strict else iou >= self.iou_thr
+        metrics = {f'Acc@{self.iou_thr:g}': float(hit.mean()), 'mIoU': float(iou.mean())}
         ap, ap50 = self._coco_ap(results)
-        metrics.update(bbox_AP=ap, bbox_AP50=ap50)
+        metrics.update(bbox_AP=ap, bbox_AP50=ap50, definition=self.definition)
         return metrics
 
     @staticmethod
