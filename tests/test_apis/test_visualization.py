@@ -1,5 +1,6 @@
 """tools/test.py --show-dir (ULLaVAVisualizationHook + ULLaVAVisualizer) and TensorBoard logging."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,15 @@ def test_rec_png_draws_the_gt_box(small_test, shown):
     x1, y1, x2, y2 = np.round(sample.gt_boxes[0].numpy()).astype(int)
     right_edge = drawn[y1:y2, min(x2, image.shape[1]) - 1]
     assert (right_edge == GREEN).all(-1).mean() > 0.5
+
+
+def test_metrics_json_names_the_caption_tokenizer(small_test, shown):
+    """A string metric (CaptionMetric's ``tokenizer``) survives MMEngine's logging and the dump."""
+    import json
+    metrics = json.loads((small_test['dir'] / 'work' / 'metrics.json').read_text())
+    expected = 'ptb' if shutil.which('java') else 'regex'
+    assert metrics['video_caption/tokenizer'] == expected
+    assert isinstance(metrics['video_caption/CIDEr'], float)
 
 
 def test_tensorboard_backend_writes_scalars(tmp_path):
