@@ -14,9 +14,12 @@ step "build tools (setuptools < 82: mmcv's setup.py imports pkg_resources)"
 $PIP install -q "setuptools>=77.0.3,<82" wheel ninja
 step "torch 2.14.1 / torchvision 0.29.1"
 $PIP install -q torch==2.14.1 torchvision==0.29.1
-step "mmcv 2.1.0 with compiled ops"
+step "mmcv 2.1.0 with compiled ops (CUDA ops where a CUDA toolkit and a GPU are present)"
 bash "$ROOT/tools/install/build_mmcv.sh" "$PY" "$WHEELS"
-$PIP install -q --no-deps "$WHEELS"/mmcv-2.1.0-*.whl
+# the wheel of this host's flavour (cache keyed by mmcv, torch, CUDA); --force-reinstall so a
+# venv holding the other flavour of the same mmcv version gets this one
+MMCV_WHEELS=$(bash "$ROOT/tools/install/build_mmcv.sh" --wheel-dir "$PY" "$WHEELS")
+$PIP install -q --no-deps --force-reinstall "$MMCV_WHEELS"/mmcv-2.1.0-*.whl
 # mmcv's own runtime deps (it was installed with --no-deps from our wheel)
 $PIP install -q addict packaging pyyaml yapf
 step "runtime and test requirements"
