@@ -212,9 +212,9 @@ def section_step(model, device: torch.device, dry: bool, args) -> dict:
     trainable = sum(p.numel() for p in params)
     frozen = sum(p.numel() for p in model.parameters()) - trainable
     estimate = zero2_bytes(trainable, frozen, world)
-    total = torch.cuda.get_device_properties(device).total_memory if device.type == 'cuda' else 0
-    offload = args.offload == 'cpu' or (args.offload == 'auto' and 0 < total < estimate / 0.9)
-    zero = dict(stage=2, overlap_comm=True, contiguous_gradients=True,
+    offload = args.offload == 'cpu'
+    # overlap_comm holds 4.5 buckets more; on one GPU there is no communication to overlap
+    zero = dict(stage=2, overlap_comm=world > 1, contiguous_gradients=True,
                 reduce_bucket_size=int(5e8), allgather_bucket_size=int(5e8))
     if offload:
         zero['offload_optimizer'] = dict(device='cpu', pin_memory=True)
@@ -301,9 +301,10 @@ def main() -> int:
     parser.add_argument('--out', default='work_dirs/gpu_suite')
     parser.add_argument('--only', default='mmcv,latency,step,tiny')
     parser.add_argument('--steps', type=int, default=5, help='timed train steps')
-    parser.add_argument('--offload', choices=('auto', 'none', 'cpu'), default='auto',
-                        help='ZeRO-2 optimizer offload; auto: only if the estimate exceeds 90%% '
-                             'of the GPU memory (one GPU holds all fp32 states: ~121 GiB at 7B)')
+    parser.add_argument('--offload', choices=('none', 'cpu'), default='none',
+                        help='ZeRO-2 optimizer offload to the host (it needs 16 bytes per trainable '
+                             'parameter of host memory). One GPU holds all fp32 states: about '
+                             '128 GiB at 7B, which fits an H200 (139 GiB), not an 80 GiB card')
     parser.add_argument('--peak-tflops', type=float, help='bf16 peak of this GPU, for MFU')
     args = parser.parse_args()
     if not args.dry_run and not torch.cuda.is_available():

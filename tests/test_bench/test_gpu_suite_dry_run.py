@@ -34,3 +34,25 @@ def test_gpu_suite_dry_run(tmp_path):
     assert tiny['tokens_per_sample'] == [41 + 256 + 16, 37 + 256 + 16]
     text = (tmp_path / 'summary.md').read_text()
     assert '## step' in text and 'sam_encoder: sam / fused' in text
+
+
+def test_full_size_model_is_u_llava_7b():
+    """The suite's full-size model, built on the meta device (no memory): the paper's parts."""
+    import torch
+    sys.path[:0] = [str(ROOT / 'bench'), str(ROOT / 'bench/gpu')]
+    import suite
+
+    from ullava.registry import MODELS
+    with torch.device('meta'):
+        model = MODELS.build(suite.model_cfg(dry=False))
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+    assert count(model.llm) == 6_738_505_728          # LLaMA-7B with 32,000 + 13 tokens
+    assert count(model.vision_tower) == 303_179_776   # CLIP ViT-L/14 vision tower
+    assert count(model.mask_head.image_encoder) == 637_026_048  # SAM ViT-H
+    assert model.image_tokens == 256 and model.mask_head.image_size == 1024
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = count(model) - trainable
+    # one H200 (139 GiB) holds ZeRO-2's unsharded states for the 6.8 B trainable parameters
+    assert 120 < suite.zero2_bytes(trainable, frozen, world=1) / 2 ** 30 < 135
