@@ -41,7 +41,7 @@ def main() -> None:
         chat = ChatDemo(inferencer, max_turns=args.max_turns, workdir=workdir)
         app = build_app(chat, demo_examples(osp.join(workdir, 'examples')))
         try:
-            url = launch(app, args.host, args.port)
+            url = launch(app, args.host, args.port, allowed_paths=[workdir])
         except OSError:  # gradio's message names its own environment variables
             raise UserError(f'cannot listen on {args.host}:{args.port}: the port is in use or the '
                             f'address is not one of this machine') from None

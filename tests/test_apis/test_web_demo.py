@@ -105,6 +105,20 @@ def test_history_goes_to_the_model_with_the_image_in_the_first_turn(inferencer, 
     assert not np.array_equal(alone['masks'], result['masks'])  # the history changed the answer
 
 
+def test_max_turns_bounds_the_history(inferencer, files, tmp_path, monkeypatch):
+    from ullava.apis.web import ChatDemo, ChatSession
+    chat = ChatDemo(inferencer, max_turns=1, workdir=str(tmp_path))
+    seen = []
+    pipeline = inferencer.pipeline
+    monkeypatch.setattr(inferencer, 'pipeline', lambda r: seen.append(r['conversations'])
+                        or pipeline(r))
+    session = ChatSession()
+    for i, upload in enumerate([files / 'shapes.png', None, None]):
+        ask(chat, session, f'Question {i}.', upload)
+    assert [t['value'] for t in seen[-1]] == ['<image>\nQuestion 1.', '[SEG]', 'Question 2.', '']
+    assert len(session.turns) == 3  # all are kept (and shown); the model sees the last one
+
+
 def test_answer_streams_word_by_word(plain, files):
     """Random weights without the bias say several words; the stream grows to the answer."""
     from ullava.apis.infer import read_image_file
@@ -184,6 +198,10 @@ def test_clip_is_kept_and_a_new_upload_starts_over(chat, files):
     assert len(session.turns) == 2
     ask(chat, session, 'Segment it.', files / 'shapes.png')
     assert session.video is None and session.turns == [('Segment it.', '[SEG]')]
+    shown = [m['content']['path'] for m in session.messages if isinstance(m['content'], dict)]
+    assert len(shown) == 3 and all(Path(p).is_file() for p in shown)  # the earlier ones too
+    session.close()
+    assert not any(Path(p).exists() for p in shown)
 
 
 def test_text_only_question(chat):
@@ -243,6 +261,9 @@ def test_api_with_gradio_client(served, files):
     assert _answer_texts(messages) == ['[SEG]', '[SEG]']
     assert read_rgb(overlay).shape == original.shape
     assert len(updates) >= 3  # streamed: the empty answer, the text, then the overlay
+    client.predict(api_name='/new_chat')  # forgets the image
+    messages, overlay = client.predict({'text': 'And now?', 'files': []}, api_name='/chat')
+    assert _answer_texts(messages) == ['[SEG]'] and overlay is None
 
 
 class _Assets(HTMLParser):

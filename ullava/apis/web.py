@@ -171,13 +171,19 @@ class ChatSession:
     picture: str | None = None  # the file shown beside the chat
     turns: list[tuple[str, str]] = field(default_factory=list)  # since the last upload
     messages: list[dict] = field(default_factory=list)  # what the Chatbot shows (all of them)
-    files: str | None = None  # this session's folder of overlays
+    # this session's folder: its uploads and overlays, which the chat shows until the session
+    # ends (gradio's own cache is emptied by age, a long chat would lose its pictures)
+    files: str | None = None
 
-    def save(self, array: np.ndarray, root: str | None = None) -> str:
-        """Write ``array`` as a PNG into the session's folder (made in ``root``); its path."""
+    def new_file(self, name: str, root: str | None = None) -> str:
+        """A fresh path ending in ``name`` in the session's folder (made in ``root``)."""
         if self.files is None:
             self.files = tempfile.mkdtemp(prefix='session-', dir=root)
-        path = os.path.join(self.files, f'{uuid.uuid4().hex[:12]}.png')
+        return os.path.join(self.files, f'{uuid.uuid4().hex[:8]}-{name}')
+
+    def save(self, array: np.ndarray, root: str | None = None) -> str:
+        """``array`` as a PNG in the session's folder; its path."""
+        path = self.new_file('overlay.png', root)
         save_png(path, array)
         return path
 
@@ -222,27 +228,35 @@ class ChatDemo:
 
     def __init__(self, inferencer, max_pixels: int = MAX_PIXELS, max_turns: int = MAX_TURNS,
                  workdir: str | None = None) -> None:
+        if max_turns < 0:
+            raise UserError(f'max_turns must be 0 or more, got {max_turns}')
         self.inferencer = inferencer
         self.max_pixels = max_pixels
         self.max_turns = max_turns
         self.workdir = workdir
 
-    def attach(self, session: ChatSession, path: str | os.PathLike) -> None:
-        """Make the upload at ``path`` the session's image or clip (a new conversation)."""
+    def attach(self, session: ChatSession, path: str | os.PathLike) -> str:
+        """Make the upload at ``path`` the session's image or clip (a new conversation); returns
+        the session's copy of it."""
         path, name = Path(path), Path(path).name
-        if not path.is_file() or path.stat().st_size == 0:
+        if not path.is_file():
+            raise UserError(f'{name} did not arrive: attach it again.')
+        if path.stat().st_size == 0:
             raise UserError(f'{name} is empty.')
         video_file = path.suffix.lower() in VIDEO_SUFFIXES  # read by OpenCV from its file
         data = b'' if video_file else path.read_bytes()
-        if video_file or is_clip(name, data):
-            canvas, image, video = read_first_frame(path, name, self.max_pixels), None, str(path)
+        clip = video_file or is_clip(name, data)
+        if clip:
+            canvas, image = read_first_frame(path, name, self.max_pixels), None
         else:
             canvas = image = decode_image(data, name, self.max_pixels)
-            video = None
-        session.close()
-        session.name, session.image, session.video, session.canvas = name, image, video, canvas
+        kept = session.new_file(name, self.workdir)
+        shutil.copyfile(path, kept)
+        session.name, session.image, session.canvas = name, image, canvas
+        session.video = kept if clip else None
         session.turns = []
-        session.picture = str(path) if image is not None else session.save(canvas, self.workdir)
+        session.picture = session.save(canvas, self.workdir) if clip else kept
+        return kept
 
     def respond(self, session: ChatSession, text: str = '',
                 upload: str | os.PathLike | None = None) -> Iterator[ChatSession]:
@@ -252,13 +266,13 @@ class ChatDemo:
         say = session.messages.append
         if upload:
             try:
-                self.attach(session, upload)
+                kept = self.attach(session, upload)
             except UserError as err:
                 say(dict(role='user', content=f'\N{PAPERCLIP} {Path(upload).name} {text}'.strip()))
                 say(dict(role='assistant', content=f'\N{WARNING SIGN} {err}'))
                 yield session
                 return
-            say(dict(role='user', content=dict(path=str(upload))))
+            say(dict(role='user', content=dict(path=kept)))
         if not text:
             say(dict(role='assistant', content='\N{WARNING SIGN} Please type a prompt: it is empty.'))
             yield session
@@ -267,7 +281,7 @@ class ChatDemo:
         answer = dict(role='assistant', content='')
         say(answer)
         yield session
-        turns = session.turns[-self.max_turns:] + [(text, None)]
+        turns = (session.turns[-self.max_turns:] if self.max_turns else []) + [(text, None)]
         try:
             # closing(): when gradio drops this generator, the stream (and generation) stops too
             with closing(stream_answer(self.inferencer, turns, session.image,
@@ -404,9 +418,15 @@ def free_port(host: str = '127.0.0.1') -> int:
         return s.getsockname()[1]
 
 
-def launch(app, host: str = '127.0.0.1', port: int = 7860) -> str:
-    """Start serving ``app`` in the background; returns its URL (``port=0``: a free port)."""
+def launch(app, host: str = '127.0.0.1', port: int = 7860,
+           allowed_paths: Sequence[str] = ()) -> str:
+    """Start serving ``app`` in the background; returns its URL (``port=0``: a free port).
+
+    ``allowed_paths``: folders whose files the page may show besides the system's temp folder
+    (a ``ChatDemo.workdir`` elsewhere).
+    """
     port = port or free_port(host)
     app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-               max_file_size=MAX_UPLOAD_BYTES, theme=theme(), css=CSS, share=False)
+               max_file_size=MAX_UPLOAD_BYTES, theme=theme(), css=CSS, share=False,
+               allowed_paths=list(allowed_paths))
     return f'http://{host}:{app.server_port}/'
