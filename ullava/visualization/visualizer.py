@@ -120,15 +120,21 @@ class ULLaVAVisualizer(Visualizer):
         decode) is skipped.
         """
         shape = (self.height, self.width)
-        masks = _stack(masks, shape)
-        if len(masks):  # first: MMEngine blends masks into the rendered canvas, lines go on top
-            self.draw_binary_masks(masks, colors=[PRED_COLOURS[k % len(PRED_COLOURS)]
-                                                  for k in range(len(masks))],
-                                   alphas=[alpha] * len(masks))
-        gt_masks = _stack(gt_masks, shape)
+        masks, gt_masks = _stack(masks, shape), _stack(gt_masks, shape)
+        colours = [PRED_COLOURS[k % len(PRED_COLOURS)] for k in range(len(masks))]
+        alphas = [alpha] * len(masks)
         if len(gt_masks):  # a mask, not polygons: the outline is exactly the border pixels
             outline = np.any([mask_outline(m) for m in gt_masks], axis=0)
-            self.draw_binary_masks(outline, colors=GT_COLOUR, alphas=1.0)
+            masks = np.concatenate([masks, outline[None]])
+            colours, alphas = colours + [GT_COLOUR], alphas + [1.0]
+        if len(masks):
+            # One call, masks first: MMEngine renders the canvas, blends, and stacks the result
+            # as a new full-size image; lines drawn before it would be blended too. The images
+            # under it are hidden for good, and rendering them again is most of the time spent
+            # on a large image, so they go.
+            self.draw_binary_masks(masks, colors=colours, alphas=alphas)
+            for hidden in self.ax_save.images[:-1]:
+                hidden.remove()
         gt_boxes, boxes = _boxes(gt_boxes), _boxes(boxes)  # GT first: predictions on top
         colours = [GT_COLOUR] * len(gt_boxes) + [PRED_COLOURS[k % len(PRED_COLOURS)]
                                                  for k in range(len(boxes))]
