@@ -101,7 +101,7 @@ def median_time(fn, device: torch.device, warmup: int, repeats: int) -> tuple[fl
 
 
 # ----------------------------------------------------------------------------- sections
-def section_mmcv(device: torch.device, dry: bool) -> dict:
+def section_mmcv(device: torch.device) -> dict:
     import mmcv
     from mmcv.ops import get_compiler_version, get_compiling_cuda_version, nms, roi_align
     g = torch.Generator().manual_seed(0)
@@ -149,7 +149,7 @@ def section_latency(model, device: torch.device, dry: bool) -> dict:
     out = {}
     try:
         model.predict_protocol = 'teacher_forced'
-        t, runs = median_time(forward, device, 1 if dry else 3, 1 if dry else 10)
+        t, _ = median_time(forward, device, 1 if dry else 3, 1 if dry else 10)
         out['teacher_forced_ms'] = 1000 * t
         # with random weights [SEG] is rarely generated: this is CLIP + prompt + 16 decode steps
         model.predict_protocol = 'generate'
@@ -302,9 +302,9 @@ def main() -> int:
     parser.add_argument('--only', default='mmcv,latency,step,tiny')
     parser.add_argument('--steps', type=int, default=5, help='timed train steps')
     parser.add_argument('--offload', choices=('none', 'cpu'), default='none',
-                        help='ZeRO-2 optimizer offload to the host (it needs 16 bytes per trainable '
-                             'parameter of host memory). One GPU holds all fp32 states: about '
-                             '128 GiB at 7B, which fits an H200 (139 GiB), not an 80 GiB card')
+                        help='ZeRO-2 optimizer offload to the host (16 bytes of host memory per '
+                             'trainable parameter). One GPU holds all fp32 states: about 128 GiB '
+                             'at 7B, which fits an H200 (139 GiB), not an 80 GiB card')
     parser.add_argument('--peak-tflops', type=float, help='bf16 peak of this GPU, for MFU')
     args = parser.parse_args()
     if not args.dry_run and not torch.cuda.is_available():
@@ -318,8 +318,9 @@ def main() -> int:
         device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
         torch.cuda.set_device(device)
     import deepspeed
-    env = (f"torch {torch.__version__}, CUDA {torch.version.cuda}, deepspeed {deepspeed.__version__}, "
-           f"device {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'
+    env = (f'torch {torch.__version__}, CUDA {torch.version.cuda}, '
+           f'deepspeed {deepspeed.__version__}, device {name}')
     wanted = args.only.split(',')
     sections: dict[str, dict] = {}
     model = None
@@ -335,7 +336,7 @@ def main() -> int:
         print(f'[suite] {name} done in {sections[name]["seconds"]:.1f} s', flush=True)
 
     if 'mmcv' in wanted:
-        run('mmcv', lambda: section_mmcv(device, args.dry_run))
+        run('mmcv', lambda: section_mmcv(device))
     if 'latency' in wanted or 'step' in wanted:
         start = time.perf_counter()
         model, fused = build_model(args.dry_run, device)
