@@ -384,3 +384,16 @@ def test_mixture_metainfo_is_per_dataset(root, ade):
     res = METRICS.build(dict(type='TaskMetric', task='res', metric=dict(type='RESMetric')))
     res.dataset_meta = meta
     assert 'classes' not in res.metric.dataset_meta
+
+
+def test_semseg_one_turn_per_class_as_the_reference(root, ade):
+    ann, raw = ade
+    out = build(dict(type='ADE20KDataset', data_root=str(root), ann_file=ann, pipeline=LOAD,
+                     one_turn_per_class=True, max_prompts=3))[0]
+    turns = out['conversations']
+    assert [t['value'] for t in turns[1::2]] == [
+        'Sure. Mask: [SEG]; Location: [LOC]; [tag]wall[/tag].',
+        'Sure. Mask: [SEG]; Location: [LOC]; [tag]bottle[/tag].']
+    assert turns[0]['value'].startswith('<image>') and '<image>' not in turns[2]['value']
+    assert out['gt_masks'][1].sum() == (raw == ADE_BOTTLE + 1).sum()
+    assert (out['gt_boxes'][1] == [5, 20, 30, 35]).all()  # the tight box of the class

@@ -10,7 +10,9 @@ target of a class is the pixels equal to its id AFTER the dataset's label rules:
 A sample asks for several classes at once ("Can you segment the circle, square in this image?"
 -> "Sure. circle: [SEG]; square: [SEG].") so one forward pass yields a mask per class, from which
 the metric assembles the full label map for mIoU. At test time every class of the dataset is
-prompted (the GT is not looked at), as a standard mIoU needs.
+prompted (the GT is not looked at), as a standard mIoU needs. ``one_turn_per_class=True`` asks
+instead as the reference trains: one turn per class, answered
+``Sure. Mask: [SEG]; Location: [LOC]; [tag]<class>[/tag].`` (:func:`class_turns`).
 
 The class lists of ADE20K-150, COCO-Stuff (182 ids), PASCAL-Part and PACO-LVIS ship in
 ``classes/`` (public dataset metadata; the reference keeps them in its code); ``class_names``
@@ -57,6 +59,20 @@ def load_class_names(spec: Sequence[str] | str, data_root: str = '') -> list[str
     return names
 
 
+def class_turns(names: Sequence[str], templates: dict, answer: str, test_mode: bool,
+                rng: np.random.Generator) -> list[dict]:
+    """The reference's multi-round sample: one question/answer turn per class name (lower-cased
+    as the reference), the image shown in the first question only."""
+    turns = []
+    for k, name in enumerate(names):
+        question = pick(templates['turn_train'], test_mode, templates['turn_test'], rng)
+        if k:
+            question = question.replace('<image>\n', '')
+        turns += [{'from': 'human', 'value': question.format(name.lower())},
+                  {'from': 'gpt', 'value': answer.format(name.lower())}]
+    return turns
+
+
 @DATASETS.register_module()
 class SemanticSegDataset(ULLaVADataset):
     """Args:
@@ -74,6 +90,8 @@ class SemanticSegDataset(ULLaVADataset):
         max_test_prompts: at test time, at most this many classes (the first ones); None (the
             default) prompts them all; 8 was the old behaviour.
         background_id: the label value of pixels no prompted class claims (None: ignore them).
+        one_turn_per_class: the reference's conversation (one turn per class, each answered
+            with a [SEG] and a [LOC]) instead of one turn listing the classes.
     """
 
     def __init__(self, *args, class_names: Sequence[str] | str,
@@ -81,7 +99,8 @@ class SemanticSegDataset(ULLaVADataset):
                  ignore_names_containing: str | None = None, prompt_classes: str = 'present',
                  max_prompts: int = 8, test_prompt_classes: str = 'all',
                  max_test_prompts: int | None = None, background_id: int | None = 0,
-                 task: str = 'semseg', templates: str = TEMPLATES, **kwargs) -> None:
+                 one_turn_per_class: bool = False, task: str = 'semseg',
+                 templates: str = TEMPLATES, **kwargs) -> None:
         self.templates = load_templates(templates)
         self.class_names = load_class_names(class_names, kwargs.get('data_root', ''))
         for name, value in (('prompt_classes', prompt_classes),
@@ -91,6 +110,7 @@ class SemanticSegDataset(ULLaVADataset):
         self.prompt_classes, self.max_prompts = prompt_classes, max_prompts
         self.test_prompt_classes, self.max_test_prompts = test_prompt_classes, max_test_prompts
         self.reduce_zero_label = bool(reduce_zero_label)
+        self.one_turn_per_class = one_turn_per_class
         ignore = set(ignore_ids)
         if ignore_names_containing:
             ignore |= {i for i, n in enumerate(self.class_names) if ignore_names_containing in n}
@@ -128,11 +148,15 @@ class SemanticSegDataset(ULLaVADataset):
         rng = self.sample_rng(idx)
         ids = self._prompt_ids(info['present_ids'], rng)
         names = [self.class_names[i] for i in ids]
-        question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
-        items = '; '.join(self.templates['answer_item'].format(n) for n in names)
-        info['conversations'] = [
-            {'from': 'human', 'value': question.format(', '.join(names))},
-            {'from': 'gpt', 'value': self.templates['answer'].format(items)}]
+        if self.one_turn_per_class:
+            info['conversations'] = class_turns(names, self.templates,
+                                                self.templates['turn_answer'], self.test_mode, rng)
+        else:
+            question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
+            items = '; '.join(self.templates['answer_item'].format(n) for n in names)
+            info['conversations'] = [
+                {'from': 'human', 'value': question.format(', '.join(names))},
+                {'from': 'gpt', 'value': self.templates['answer'].format(items)}]
         info['mask_anns'] = [dict(label_path=info['sem_seg_path'], class_id=i) for i in ids]
         info['prompt_class_ids'] = ids
         info['reduce_zero_label'] = self.reduce_zero_label

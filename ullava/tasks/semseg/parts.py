@@ -18,10 +18,10 @@ from typing import Sequence
 
 from ullava.datasets.base import ULLaVADataset, quote
 from ullava.registry import DATASETS
-from ullava.tasks.templates import load_templates, pick
+from ullava.tasks.templates import load_templates
 from ullava.utils import UserError
 
-from .dataset import load_class_names
+from .dataset import class_turns, load_class_names
 
 TEMPLATES = str(Path(__file__).with_name('templates.json'))
 
@@ -76,14 +76,6 @@ class PartSegDataset(ULLaVADataset):
         if not self.test_mode and len(order) > self.max_prompts:
             order = rng.choice(order, self.max_prompts, replace=False).tolist()
         info['mask_anns'] = [info['part_anns'][j] for j in order]
-        info['conversations'] = []
-        for turn, j in enumerate(order):
-            name = info['classes'][j].lower()  # lower-cased, as the reference
-            question = pick(self.templates['part_train'], self.test_mode,
-                            self.templates['part_test'], rng)
-            if turn:  # the image is shown once, in the first question
-                question = question.replace('<image>\n', '')
-            info['conversations'] += [
-                {'from': 'human', 'value': question.format(name)},
-                {'from': 'gpt', 'value': self.templates['part_answer'].format(name)}]
+        info['conversations'] = class_turns([info['classes'][j] for j in order], self.templates,
+                                            self.templates['part_answer'], self.test_mode, rng)
         return info
