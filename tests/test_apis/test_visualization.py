@@ -188,3 +188,19 @@ def test_overlay_without_targets_and_bad_input():
     assert (same == image).all()
     with pytest.raises(ValueError, match=r'masks of shape \(20, 20\) cannot be drawn'):
         overlay(image, np.ones((1, 20, 20), bool))
+
+
+def test_add_datasample_is_a_no_op_off_the_main_process(monkeypatch, tmp_path):
+    """Other ranks of a distributed --show-dir run draw nothing (MMEngine's master_only), instead
+    of failing on a visualizer whose drawing calls were all skipped."""
+    import mmengine.dist.utils
+    from mmengine.structures import BaseDataElement
+
+    from ullava.visualization import ULLaVAVisualizer
+    vis = ULLaVAVisualizer(name='test_off_main')
+    sample = BaseDataElement(metainfo=dict(prompt='<image> Segment it.'), pred_text='[SEG]',
+                             pred_masks=np.ones((1, 8, 8), bool))
+    monkeypatch.setattr(mmengine.dist.utils, 'is_main_process', lambda *a, **k: False)
+    out = tmp_path / 'drawn.png'
+    assert vis.add_datasample('x', _image((8, 8)), sample, out_file=str(out)) is None
+    assert not out.exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from mmengine.dist import master_only
 from mmengine.visualization import Visualizer
 
 from ullava.registry import VISUALIZERS
@@ -85,7 +86,11 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
 def overlay(image: np.ndarray, masks=None, boxes=None, gt_masks=None, alpha: float = 0.45,
             gt_boxes=None) -> np.ndarray:
     """RGB uint8 image with predicted masks filled, their boxes drawn, GT masks and boxes
-    outlined in green (:meth:`ULLaVAVisualizer.draw_targets` on a private visualizer)."""
+    outlined in green (:meth:`ULLaVAVisualizer.draw_targets` on a private visualizer).
+
+    MMEngine's drawing runs on the main process only: in a distributed job the other ranks get
+    None.
+    """
     global _OVERLAY_VISUALIZER
     with _OVERLAY_LOCK:  # one matplotlib figure, shared by the web demo's worker threads
         if _OVERLAY_VISUALIZER is None:
@@ -147,6 +152,7 @@ class ULLaVAVisualizer(Visualizer):
             self.ax_save.collections[-1].set_joinstyle('miter')  # square corners, not round
         return self
 
+    @master_only  # MMEngine draws on the main process only (a no-op elsewhere, as MMDetection)
     def add_datasample(self, name: str, image: np.ndarray, data_sample=None, draw_gt: bool = True,
                        draw_pred: bool = True, show: bool = False, wait_time: float = 0,
                        out_file: str | None = None, step: int = 0, **kwargs) -> np.ndarray:
