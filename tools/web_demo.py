@@ -32,8 +32,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from ullava.apis.infer import load_inferencer
-    from ullava.apis.web import ChatDemo, build_app, demo_examples, launch
+    from ullava.apis.web import ChatDemo, build_app, demo_examples, free_port, launch
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    logging.getLogger('httpx').setLevel(logging.WARNING)  # gradio's requests to itself at start
+    port = free_port(args.host, args.port)  # a taken port is told before the model loads
     inferencer = load_inferencer(args.config, args.checkpoint, args.device, args.cfg_options)
     # SIGTERM (a service manager, a test) ends like Ctrl-C: the server closes, files are removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -41,10 +43,9 @@ def main() -> None:
         chat = ChatDemo(inferencer, max_turns=args.max_turns, workdir=workdir)
         app = build_app(chat, demo_examples(osp.join(workdir, 'examples')))
         try:
-            url = launch(app, args.host, args.port, allowed_paths=[workdir])
-        except OSError:  # gradio's message names its own environment variables
-            raise UserError(f'cannot listen on {args.host}:{args.port}: the port is in use or the '
-                            f'address is not one of this machine') from None
+            url = launch(app, args.host, port, allowed_paths=[workdir])
+        except OSError:  # taken meanwhile; gradio's message names its own environment variables
+            raise UserError(f'cannot listen on {args.host}:{port}: the port is in use') from None
         # the exact line tests (and people) look for: the port is the real one when --port 0
         print(f'serving on {url}', flush=True)
         try:

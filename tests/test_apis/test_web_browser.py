@@ -1,4 +1,4 @@
-"""tools/web_demo.py served on a free port and driven in headless Chromium.
+"""tools/web_demo.py in a subprocess: served on a free port and driven in headless Chromium.
 
 Needs Debian's ``chromium`` + ``chromium-driver`` (``tools/install/install_browser.sh``); skipped,
 saying so, when they are absent. Random weights biased to answer exactly ``[SEG]``
@@ -130,3 +130,17 @@ def test_chat_in_headless_chromium(server, browser, tmp_path):
     loaded = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)")
     assert loaded and [u for u in loaded if not u.startswith(server)] == []  # offline: no CDN
+
+
+def test_taken_port_is_one_clear_line_before_the_model_loads(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, 'tools/web_demo.py', str(tmp_path / 'no_such.py'),
+                               'none', '--port', str(port)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == \
+        f'error: cannot listen on 127.0.0.1:{port}: Address already in use'

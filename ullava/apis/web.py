@@ -411,10 +411,14 @@ def theme():
     return gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS)
 
 
-def free_port(host: str = '127.0.0.1') -> int:
-    """A port nobody listens on now (gradio cannot be given port 0)."""
+def free_port(host: str = '127.0.0.1', port: int = 0) -> int:
+    """``port`` if it is free on ``host`` (0: any free one, gradio cannot be given 0); a
+    UserError if it is taken, so a tool can say so before it spends minutes loading a model."""
     with socket.socket() as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            raise UserError(f'cannot listen on {host}:{port}: {err.strerror}') from None
         return s.getsockname()[1]
 
 
@@ -425,7 +429,7 @@ def launch(app, host: str = '127.0.0.1', port: int = 7860,
     ``allowed_paths``: folders whose files the page may show besides the system's temp folder
     (a ``ChatDemo.workdir`` elsewhere).
     """
-    port = port or free_port(host)
+    port = free_port(host, port)
     app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
                max_file_size=MAX_UPLOAD_BYTES, theme=theme(), css=CSS, share=False,
                allowed_paths=list(allowed_paths))
