@@ -8,9 +8,11 @@ and, with ``--config``, the keys missing from or unexpected by the model that co
 (without LoRA) and every shape mismatch. Unless ``--allow-partial``, any of those is an error and
 nothing is written.
 
-The box head's converted weights are not numerically equivalent to the reference's (it decodes
-an unconstrained xyxy, ullava a sigmoid cx, cy, w, h): use ``box_source='mask'`` until it is
-fine-tuned. See :mod:`ullava.models.convert`.
+A state dict in the reference's exact layout converts with no flag: the rows of
+``embed_tokens`` / ``lm_head`` are moved from the reference's token ids to the target
+tokenizer's by token string, and both the transformers-4 (``vision_model.`` infix) and
+transformers-5 CLIP names are read. A config whose model uses one of ullava's non-reference
+options gets a NOTE. See :mod:`ullava.models.convert` and docs/conventions.md.
 """
 import argparse
 import os.path as osp

@@ -8,8 +8,8 @@ released                                    ullava
 ``llm.model.*`` (LLaMA body)                ``llm.model.*``
 ``llm.lm_head.weight``                      ``llm.lm_head.weight``
 ``llm.vision_encoder.vision_model.*``       ``vision_tower.clip.*`` (transformers >= 5 has
-                                            no ``vision_model`` level; older ones keep it)
-``llm.vision_projector.*`` (linear / mlp)   ``projector.*``
+``llm.vision_encoder.*`` (saved by tf 5)    no ``vision_model`` level; older ones keep it)
+``llm.vision_projector.*`` (mlp / mlp2x)    ``projector.*`` (``'mlp'`` is one Linear in both)
 ``seg_projector.*`` / ``text_hidden_fcs.*`` ``mask_head.seg_projector.*``
 ``visual_model.image_encoder.*`` etc.       ``mask_head.image_encoder.*`` etc. (SAM)
 ``det_projector.*``, ``det_decoder.*``      ``box_head.det_projector.*``, ``box_head.det_decoder.*``
@@ -20,16 +20,17 @@ the name in the grounding version. Buffers that the model recomputes (LLaMA's ro
 ``inv_freq``, CLIP's ``position_ids``, SAM's pixel mean/std) are dropped and reported as
 ignored; every other key that matches no rule is reported as unmapped.
 
-Box head caveat: the reference's box decoder outputs an unconstrained xyxy box, ullava's
-:class:`~ullava.models.heads.BoxHead` a sigmoid (cx, cy, w, h). The converted box-head weights
-have the right shapes and are loaded, but their boxes are NOT numerically equivalent to the
-reference's: take boxes from the masks (``box_source='mask'``) until the box head is fine-tuned.
+Token rows: the rows of ``embed_tokens`` and ``lm_head`` are mapped BY TOKEN STRING, from the
+reference's ids (``REFERENCE_ADDED_TOKENS`` after the base vocabulary) to the ids of the target
+tokenizer (the ``--config``'s, or ullava's order in :mod:`ullava.models.tokens`); the base
+vocabulary keeps its ids. A token either side lacks is a reported problem.
 
-Beyond the weights (not checked here): the released model reads CLIP layer
-``vision_hidden_layer`` (set ``vision_tower.select_layer`` to match), orders a video's tokens
-temporal-then-spatial where ullava puts the spatial tokens first, and has its own vocabulary of
-added tokens, so ``embed_tokens`` / ``lm_head`` only fit a tokenizer with the same tokens (a
-``--config`` check reports the vocabulary sizes as a shape mismatch).
+With ullava's defaults (docs/conventions.md) the converted model computes what the reference
+computes; a config that switches on one of ullava's own variants (the [SEG] token's own state,
+sigmoid boxes, padding SAM inputs before normalising) gets a NOTE in the report. Beyond the
+weights (not checked here): the released model reads CLIP layer ``vision_hidden_layer`` (set
+``vision_tower.select_layer`` to match) and orders a video's tokens temporal-then-spatial where
+ullava puts the spatial tokens first.
 """
 from __future__ import annotations
 
@@ -46,10 +47,12 @@ import torch
 
 from ullava.utils import UserError, load_external_checkpoint
 
-BOX_HEAD_CAVEAT = (
-    "box_head: the converted weights are NOT numerically equivalent to the reference: its box "
-    "decoder outputs an unconstrained xyxy, ullava's a sigmoid (cx, cy, w, h). Use "
-    "box_source='mask' (boxes from the predicted masks) until the box head is fine-tuned.")
+# The reference's added tokens in ITS id order after the base vocabulary (32000..32010 on
+# LLaMA), written out here independently of ullava's own list (ullava.models.tokens).
+REFERENCE_ADDED_TOKENS = ('[PAD]', '<image_patch>', '<video_patch>', '<img_beg>', '</img_end>',
+                          '<vid_beg>', '</vid_end>', '[SEG]', '[LOC]', '[tag]', '[/tag]')
+# Released keys whose rows are token ids.
+TOKEN_ROW_KEYS = ('llm.model.embed_tokens.weight', 'llm.lm_head.weight')
 
 # Keys the released checkpoint may hold that the model recomputes; dropped, reported as ignored.
 IGNORED_PATTERNS = (
@@ -78,6 +81,7 @@ def rules() -> list[tuple[str, str]]:
     """(released prefix, ullava prefix) pairs; the first matching prefix wins."""
     return [
         ('llm.vision_encoder.vision_model.', _clip_prefix()),
+        ('llm.vision_encoder.', _clip_prefix()),  # saved under transformers 5: no infix
         ('llm.vision_projector.', 'projector.'),
         ('llm.model.', 'llm.model.'),
         ('llm.lm_head.', 'llm.lm_head.'),
@@ -116,20 +120,20 @@ class ConversionReport:
     missing: list[str] = field(default_factory=list)           # model keys nobody provides
     unexpected: list[str] = field(default_factory=list)        # converted keys the model lacks
     shape_mismatch: list[str] = field(default_factory=list)    # 'key: file (..) vs model (..)'
+    token_rows: list[str] = field(default_factory=list)        # what the row mapping did
+    token_problems: list[str] = field(default_factory=list)    # tokens either side lacks
+    notes: list[str] = field(default_factory=list)             # non-reference conventions
 
     @property
     def ok(self) -> bool:
         return not (self.unmapped or self.duplicates or self.missing or self.unexpected
-                    or self.shape_mismatch)
-
-    @property
-    def has_box_head(self) -> bool:
-        return any(v.startswith('box_head.') for v in self.converted.values())
+                    or self.shape_mismatch or self.token_problems)
 
     def problems(self) -> str:
         """One line naming every kind of problem (the CLI's error line)."""
         parts = []
         for name, items in (('unmapped key', self.unmapped), ('duplicate target', self.duplicates),
+                            ('token row problem', self.token_problems),
                             ('shape mismatch', self.shape_mismatch),
                             ('missing key', self.missing), ('unexpected key', self.unexpected)):
             if items:
@@ -156,6 +160,8 @@ class ConversionReport:
         section('ignored (recomputed by the model)', self.ignored)
         section('UNMAPPED (no rule; not written)', self.unmapped)
         section('DUPLICATE targets (two released keys map to one ullava key)', self.duplicates)
+        section('token rows (mapped by token string)', self.token_rows)
+        section('TOKEN ROW PROBLEMS', self.token_problems)
         if self.checked_against is not None:
             lines.append(f'checked against the model of {self.checked_against}:')
             section('SHAPE MISMATCH', self.shape_mismatch)
@@ -163,20 +169,91 @@ class ConversionReport:
             section('UNEXPECTED (converted keys the model does not have)', self.unexpected)
             if not (self.shape_mismatch or self.missing or self.unexpected):
                 lines.append('  every model key present with the right shape')
-        if self.has_box_head:
-            lines.append('NOTE ' + BOX_HEAD_CAVEAT)
+        lines.extend('NOTE ' + note for note in self.notes)
         return '\n'.join(lines)
+
+
+def reference_token_rows(rows: int) -> list[str | None]:
+    """The token string of each row of a released ``embed_tokens`` / ``lm_head`` (None for the
+    base vocabulary, whose ids do not change)."""
+    base = rows - len(REFERENCE_ADDED_TOKENS)
+    return [None] * base + list(REFERENCE_ADDED_TOKENS)
+
+
+def ullava_token_ids(base: int) -> tuple[dict[str, int], int]:
+    """ullava's ids of the added tokens after a base vocabulary of ``base`` tokens, and the
+    vocabulary size: what :func:`ullava.models.build_tokenizer` gives (used without a config)."""
+    from .tokens import ADDED_TOKENS
+    return {t: base + i for i, t in enumerate(ADDED_TOKENS)}, base + len(ADDED_TOKENS)
+
+
+def remap_token_rows(weight: torch.Tensor, target_ids: Mapping[str, int] | None,
+                     vocab_size: int | None, key: str) -> tuple[torch.Tensor, str, list[str]]:
+    """Rows of a released token matrix moved from the reference's ids to the target's, by token
+    string. Returns the new matrix, a one-line account and the problems (empty when every
+    target row got exactly one released row)."""
+    rows = reference_token_rows(weight.shape[0])
+    base = rows.count(None)
+    if base <= 0:
+        return weight, '', [f'{key}: {weight.shape[0]} rows cannot hold the '
+                            f'{len(REFERENCE_ADDED_TOKENS)} added tokens of the reference']
+    if target_ids is None:
+        target_ids, vocab_size = ullava_token_ids(base)
+    elif vocab_size is None:
+        vocab_size = max([base + len(REFERENCE_ADDED_TOKENS), *(i + 1 for i in target_ids.values())])
+    out = weight.new_zeros((vocab_size, *weight.shape[1:]))
+    filled = torch.zeros(vocab_size, dtype=torch.bool)
+    out[:base], filled[:base] = weight[:base], True
+    problems, moved = [], []
+    for row, token in enumerate(rows[base:], start=base):
+        target = target_ids.get(token)
+        if target is None or not base <= target < vocab_size or filled[target]:
+            problems.append(f'{key}: the reference\'s {token} (row {row}) has no free row in the '
+                            f'target vocabulary (its id there: {target}; base vocabulary {base})')
+            continue
+        out[target], filled[target] = weight[row], True
+        if target != row:
+            moved.append(f'{token} {row}->{target}')
+    if not filled.all():
+        empty = (~filled).nonzero()[:, 0].tolist()
+        problems.append(f'{key}: target rows {empty[:5]} ({len(empty)}) hold tokens the '
+                        f'reference does not have')
+    account = (f'{key}: {len(REFERENCE_ADDED_TOKENS)} added-token rows after {base} base rows, '
+               + (f'{len(moved)} moved ({", ".join(moved)})' if moved else 'none moved'))
+    return out, account, problems
+
+
+def convention_notes(model_cfg: Mapping) -> list[str]:
+    """Which options of ``model_cfg`` differ from the reference's conventions (so converted
+    weights will not compute what the reference computes)."""
+    notes = []
+    for head in ('mask_head', 'box_head'):
+        if (model_cfg.get(head) or {}).get('prompt_state', 'before') != 'before':
+            notes.append(f"{head}.prompt_state is not 'before': released weights were trained on "
+                         f'the state before each [SEG]/[LOC]')
+    if (model_cfg.get('box_head') or {}).get('output', 'xyxy') != 'xyxy':
+        notes.append("box_head.output is not 'xyxy': the released box decoder outputs an "
+                     "unconstrained xyxy; its boxes are wrong under a sigmoid")
+    if (model_cfg.get('data_preprocessor') or {}).get('sam_pad', 'after_norm') != 'after_norm':
+        notes.append("data_preprocessor.sam_pad is not 'after_norm': the reference pads SAM "
+                     "inputs with zeros after normalising")
+    return notes
 
 
 def convert_state_dict(state: Mapping[str, torch.Tensor],
                        reference: Mapping[str, Sequence[int] | torch.Tensor] | None = None,
-                       source: str = '') -> tuple[dict[str, torch.Tensor], ConversionReport]:
-    """Rename a released state dict to ullava's names.
+                       source: str = '', target_token_ids: Mapping[str, int] | None = None,
+                       vocab_size: int | None = None
+                       ) -> tuple[dict[str, torch.Tensor], ConversionReport]:
+    """Rename a released state dict to ullava's names and move its token rows to ullava's ids.
 
     Args:
         state: the released state dict.
         reference: ullava key -> shape (or tensor) of the target model, to check against.
         source: a name for the report.
+        target_token_ids: token string -> id in the target tokenizer, for the reference's added
+            tokens; None: ullava's order (``ullava.models.tokens.ADDED_TOKENS``).
+        vocab_size: rows of the target's token matrices (with ``target_token_ids``).
 
     Returns:
         The converted state dict (unmapped and ignored keys left out) and the report.
@@ -194,6 +271,10 @@ def convert_state_dict(state: Mapping[str, torch.Tensor],
         if target in out:
             report.duplicates.append(f'{key} -> {target}')
             continue
+        if key in TOKEN_ROW_KEYS:
+            value, account, problems = remap_token_rows(value, target_token_ids, vocab_size, key)
+            report.token_rows += [account] if account else []
+            report.token_problems += problems
         out[target] = value
         report.converted[key] = target
     if reference is not None:
@@ -290,8 +371,22 @@ def weightless_model_cfg(model_cfg: Mapping) -> dict:
                                                                          local_files_only=True))
             cfg[key] = part
     if isinstance(cfg.get('mask_head'), Mapping):
-        cfg['mask_head'] = {k: v for k, v in cfg['mask_head'].items() if k != 'checkpoint'}
+        head = dict(cfg['mask_head'])
+        checkpoint = head.pop('checkpoint', None)
+        if head.get('encoder') is None and checkpoint is not None:
+            # the encoder's size comes from the checkpoint: its shapes (not its tensors) tell
+            from .heads.mask_head import read_sam_shapes, sam_encoder_from_shapes
+            head['encoder'] = sam_encoder_from_shapes(read_sam_shapes(checkpoint),
+                                                      f'SAM checkpoint {checkpoint}')
+        cfg['mask_head'] = head
     return cfg
+
+
+def target_token_ids(model_cfg: Mapping) -> dict[str, int]:
+    """The config's tokenizer ids of the reference's added tokens (tokenizer files only)."""
+    from .language import build_tokenizer
+    vocab = build_tokenizer(**model_cfg['tokenizer']).get_vocab()
+    return {t: vocab[t] for t in REFERENCE_ADDED_TOKENS if t in vocab}
 
 
 def reference_shapes(model_cfg: Mapping) -> dict[str, tuple[int, ...]]:
@@ -354,10 +449,16 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
     if Path(dst).suffix != '.safetensors':
         raise UserError(f'output must be a .safetensors file, got {dst}')
     state = load_released_state(src)
-    reference = reference_shapes(model_cfg) if model_cfg is not None else None
-    converted, report = convert_state_dict(state, reference, source=str(src))
-    if reference is not None:
+    reference = token_ids = vocab_size = None
+    if model_cfg is not None:
+        reference = reference_shapes(model_cfg)
+        token_ids = target_token_ids(model_cfg)
+        vocab_size = reference.get('llm.model.embed_tokens.weight', (None,))[0]
+    converted, report = convert_state_dict(state, reference, source=str(src),
+                                           target_token_ids=token_ids, vocab_size=vocab_size)
+    if model_cfg is not None:
         report.checked_against = config_name or 'the given config'
+        report.notes = convention_notes(model_cfg)
     if log is not None:
         log(report.format())
     if not report.converted:
@@ -367,8 +468,6 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
         raise ConversionError(f'{src}: {report.problems()}; nothing written (see the report, '
                               f'or pass --allow-partial to write the converted part anyway)',
                               report)
-    save_state_safetensors(converted, dst, metadata={
-        'converted_from': str(src),
-        'note': BOX_HEAD_CAVEAT if report.has_box_head else ''})
+    save_state_safetensors(converted, dst, metadata={'converted_from': str(src)})
     return report
 

@@ -7,6 +7,7 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 
 from ullava.registry import MODELS
+from ullava.utils import UserError
 
 from .tokens import IGNORE_INDEX
 
@@ -31,12 +32,23 @@ class ULLaVADataPreprocessor(BaseDataPreprocessor):
     and optionally ``image`` (uint8 [3,h,w] for CLIP), ``video`` (uint8 [T,3,h,w]),
     ``sam_image`` (uint8 [3,S,S]). The batch holds the images of only the samples that have
     one, with ``*_index`` telling which sample each belongs to.
+
+    Args:
+        sam_pad: ``'after_norm'`` (the reference, as segment-anything's ``Sam.preprocess``:
+            normalise, THEN pad with zeros, so the pad is 0 after normalising) or
+            ``'before_norm'`` (the uint8 image's zero pad is normalised with it: about -2).
+            The resized part of each SAM image is ``sam_resized_shape`` of its data sample.
     """
 
     def __init__(self, clip_mean: Sequence[float] = CLIP_MEAN, clip_std: Sequence[float] = CLIP_STD,
                  sam_mean: Sequence[float] = SAM_MEAN, sam_std: Sequence[float] = SAM_STD,
-                 pad_token_id: int = 0, non_blocking: bool = False) -> None:
+                 sam_pad: str = 'after_norm', pad_token_id: int = 0,
+                 non_blocking: bool = False) -> None:
         super().__init__(non_blocking)
+        if sam_pad not in ('after_norm', 'before_norm'):
+            raise UserError(f"data_preprocessor.sam_pad must be 'after_norm' (the reference's) or "
+                            f"'before_norm', got {sam_pad!r}")
+        self.sam_pad = sam_pad
         self.register_buffer('clip_mean', torch.tensor(clip_mean).view(3, 1, 1), persistent=False)
         self.register_buffer('clip_std', torch.tensor(clip_std).view(3, 1, 1), persistent=False)
         self.register_buffer('sam_mean', torch.tensor(sam_mean).view(3, 1, 1), persistent=False)
@@ -49,6 +61,18 @@ class ULLaVADataPreprocessor(BaseDataPreprocessor):
             return None, None
         pixels = torch.stack([samples[i][key] for i in index]).to(self.device).float() / 255
         return (pixels - mean) / std, torch.tensor(index, device=self.device)
+
+    @staticmethod
+    def _zero_sam_padding(images: torch.Tensor, index: torch.Tensor, data_samples: list) -> None:
+        """Set everything outside each image's resized part to 0 (in place, after normalising)."""
+        for row, i in enumerate(index.tolist()):
+            resized = data_samples[i].metainfo.get('sam_resized_shape')
+            if resized is None:
+                raise UserError(f'sample {data_samples[i].metainfo.get("img_path", i)} has a SAM '
+                                f'image but no sam_resized_shape (set by ResizeForSAM)')
+            h, w = resized
+            images[row, :, h:] = 0
+            images[row, :, :, w:] = 0
 
     def forward(self, data: dict, training: bool = False) -> dict:
         samples, data_samples = data['inputs'], data['data_samples']
@@ -64,4 +88,6 @@ class ULLaVADataPreprocessor(BaseDataPreprocessor):
                                                             self.clip_std[None])
         batch['sam_images'], batch['sam_index'] = self._stack(samples, 'sam_image', self.sam_mean,
                                                               self.sam_std)
+        if batch['sam_images'] is not None and self.sam_pad == 'after_norm':
+            self._zero_sam_padding(batch['sam_images'], batch['sam_index'], data_samples)
         return dict(inputs=batch, data_samples=[ds.to(self.device) for ds in data_samples])

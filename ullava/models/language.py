@@ -3,6 +3,7 @@ from a config dict (the tiny configs), plus ullava's special tokens."""
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer,
 
 from ullava.utils import UserError
 
-from .tokens import PAD, SPECIAL_TOKENS
+from .tokens import ADDED_TOKENS, PAD, SPECIAL_TOKENS
 
 
 def _check_folder(path: str | os.PathLike, what: str) -> Path:
@@ -23,32 +24,89 @@ def _check_folder(path: str | os.PathLike, what: str) -> Path:
     return folder
 
 
-def add_special_tokens(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    """Add ullava's special tokens (and a pad token) in a fixed order, so ids are reproducible."""
-    missing = [t for t in SPECIAL_TOKENS if t not in tokenizer.get_vocab()]
-    if missing:
+def add_special_tokens(tokenizer: PreTrainedTokenizerBase,
+                       pad_with_unk: bool = True) -> PreTrainedTokenizerBase:
+    """Add ullava's tokens after the base vocabulary in the reference's order (``ADDED_TOKENS``).
+
+    ``pad_with_unk``: pad with ``<unk>`` as the reference's stage II does (Vicuna has no pad
+    token; the ``[PAD]`` row exists only for the checkpoint layout). A tokenizer without an unk
+    token keeps its own pad token, or pads with ``[PAD]``. Padding is always masked out, so the
+    choice changes no output; it only has to agree with the reference's data.
+    """
+    missing = [t for t in ADDED_TOKENS if t not in tokenizer.get_vocab()]
+    if missing:  # one call: consecutive ids in list order
         tokenizer.add_tokens(missing, special_tokens=True)
-    if tokenizer.pad_token is None:
-        tokenizer.add_special_tokens({'pad_token': PAD})
+    if pad_with_unk and tokenizer.unk_token is not None:
+        tokenizer.pad_token = tokenizer.unk_token
+    elif tokenizer.pad_token is None:
+        tokenizer.pad_token = PAD
     return tokenizer
 
 
+# Packages transformers needs to read a slow-only tokenizer folder; (module, pip name).
+_SENTENCEPIECE_DEPS = (('sentencepiece', 'sentencepiece'), ('google.protobuf', 'protobuf'))
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _check_tokenizer_deps(folder: Path) -> None:
+    """One clear line when a package the folder's tokenizer files need is not installed.
+
+    Without it transformers 5 tries every reader in turn and ends ~60 lines later in
+    ``tiktoken is required to read a tiktoken file``, naming the wrong package.
+    """
+    if (folder / 'tokenizer.json').is_file():
+        return  # the fast tokenizer file needs only `tokenizers`
+    needs = []
+    if (folder / 'tokenizer.model').is_file():  # sentencepiece model (Vicuna / LLaMA folders)
+        needs = [pip for module, pip in _SENTENCEPIECE_DEPS if not _importable(module)]
+    elif any(folder.glob('*.tiktoken')) and not _importable('tiktoken'):
+        needs = ['tiktoken']
+    if needs:
+        raise UserError(f'tokenizer {folder}: reading its tokenizer files needs the Python '
+                        f'package(s) {", ".join(needs)}: pip install {" ".join(needs)}')
+
+
+def _load_tokenizer_folder(folder: Path) -> PreTrainedTokenizerBase:
+    _check_tokenizer_deps(folder)
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (ImportError, ValueError) as err:
+        # a dependency transformers found missing on a path the check above does not know
+        package = next((p for p in ('sentencepiece', 'protobuf', 'tiktoken')
+                        if p in str(err).lower()), None)
+        if package is None:
+            raise
+        raise UserError(f'tokenizer {folder}: needs the Python package {package}: '
+                        f'pip install {package} ({str(err).splitlines()[0][:120]})') from None
+
+
 @functools.lru_cache(maxsize=8)
-def _cached_tokenizer(path: str | None, tiny: bool) -> PreTrainedTokenizerBase:
+def _cached_tokenizer(path: str | None, tiny: bool, pad_with_unk: bool) -> PreTrainedTokenizerBase:
     if tiny:
         from ullava.models.tiny_tokenizer import build_tiny_tokenizer
         tokenizer = build_tiny_tokenizer()
     else:
-        folder = _check_folder(path, 'tokenizer')
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    return add_special_tokens(tokenizer)
+        tokenizer = _load_tokenizer_folder(_check_folder(path, 'tokenizer'))
+    return add_special_tokens(tokenizer, pad_with_unk)
 
 
-def build_tokenizer(path: str | None = None, tiny: bool = False) -> PreTrainedTokenizerBase:
-    """Tokenizer from a local folder, or the built-in tiny one; with ullava's special tokens."""
+def build_tokenizer(path: str | None = None, tiny: bool = False,
+                    pad_with_unk: bool = True) -> PreTrainedTokenizerBase:
+    """Tokenizer from a local folder, or the built-in tiny one; with ullava's special tokens.
+
+    A folder with only a sentencepiece ``tokenizer.model`` (Vicuna-7B v1.1) needs the
+    ``sentencepiece`` and ``protobuf`` packages; a missing one is one clear error.
+    """
     if not tiny and path is None:
         raise UserError('tokenizer: give `path` (a local tokenizer folder) or `tiny=True`')
-    return _cached_tokenizer(None if tiny else str(path), tiny)
+    return _cached_tokenizer(None if tiny else str(path), tiny, pad_with_unk)
 
 
 def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
@@ -57,7 +115,8 @@ def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
     missing = [t for t in SPECIAL_TOKENS if t not in vocab]
     if missing or tokenizer.pad_token_id is None:
         raise UserError(f'tokenizer {getattr(tokenizer, "name_or_path", "")!r} lacks ullava special '
-                        f'tokens {missing or [PAD]}; build it with ullava.models.build_tokenizer')
+                        f'tokens {missing or ["a pad token"]}; build it with '
+                        f'ullava.models.build_tokenizer')
     return {t: vocab[t] for t in SPECIAL_TOKENS}
 
 

@@ -1,6 +1,11 @@
 """u-LLaVA: CLIP vision tower -> projector -> causal LM, whose [SEG] / [LOC] hidden states drive
 a SAM mask decoder and a box decoder.
 
+Its defaults follow the reference's conventions that released weights depend on (the state
+BEFORE each [SEG]/[LOC] prompts the heads, centre-padded xyxy boxes, mask loss at the original
+size, ...); ullava's own variants are named options of the heads and the data preprocessor.
+See docs/conventions.md.
+
 Read top to bottom: construction, freezing, embedding (visual features spliced in at the
 placeholder tokens), the loss, and prediction (generate, then read the [SEG]/[LOC] states of the
 generated answer; or read them off a given answer -- the reference's evaluation protocol).
@@ -17,12 +22,13 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 
 from ullava.registry import MODELS
-from ullava.structures import ULLaVADataSample
+from ullava.structures import ULLaVADataSample, denormalize_boxes
 from ullava.utils import UserError
 
 from . import losses
 from .heads import BoxHead, SAMMaskHead, boxes_from_masks
 from .heads.mask_head import postprocess_masks
+from .heads.prompts import prompt_positions
 from .language import build_llm, build_tokenizer, decoder_and_head, special_token_ids
 from .projector import build_projector
 from .tokens import IGNORE_INDEX, IMAGE_PATCH, LOC, SEG, VIDEO_PATCH
@@ -44,7 +50,8 @@ class ULLaVA(BaseModel):
         tokenizer: ``dict(path=FOLDER)`` or ``dict(tiny=True)``.
         llm: ``dict(pretrained=FOLDER)`` or ``dict(config={...})``; optional ``torch_dtype``.
         vision_tower: kwargs of :class:`CLIPVisionTower`.
-        projector: ``'mlp'`` or ``'linear'``.
+        projector: ``'mlp'`` / ``'linear'`` (one Linear, the reference's ``'mlp'``: released
+            weights) or ``'mlp2x'`` (Linear-GELU-Linear).
         mask_head: kwargs of :class:`SAMMaskHead` (None: no segmentation).
         box_head: kwargs of :class:`BoxHead` (None: boxes only from masks).
         lora: kwargs of ``peft.LoraConfig`` to wrap the LLM (None: no LoRA).
@@ -173,9 +180,10 @@ class ULLaVA(BaseModel):
         return out.last_hidden_state
 
     # ------------------------------------------------------------------ heads
-    def _prompts(self, input_ids: torch.Tensor, hidden: torch.Tensor, token: str):
-        """Hidden states of every ``token`` and the batch index of the sample it is in."""
-        where = input_ids == self.token_ids[token]
+    def _prompts(self, input_ids: torch.Tensor, hidden: torch.Tensor, token: str, head):
+        """The hidden state prompting ``head`` for every ``token`` (chosen by the head's
+        ``prompt_state``), the batch index of its sample, and the count per sample."""
+        where = prompt_positions(input_ids, self.token_ids[token], head.prompt_state)
         return hidden[where], where.nonzero()[:, 0], where.sum(1)
 
     def _mask_logits(self, inputs: dict, states: torch.Tensor, sample_idx: torch.Tensor):
@@ -196,8 +204,8 @@ class ULLaVA(BaseModel):
 
     @staticmethod
     def _targets(data_samples: Sequence[ULLaVADataSample], field: str, counts: torch.Tensor,
-                 token: str, optional: bool = False) -> torch.Tensor | None:
-        """Concatenate one GT field over the batch, checking one target per token.
+                 token: str, optional: bool = False) -> list[torch.Tensor]:
+        """One GT field of each sample with targets, checking one target per token.
 
         ``optional``: a sample whose answer has none of ``token`` is not supervised by ``field``
         even if it carries targets (semantic segmentation samples have boxes but no [LOC]).
@@ -213,7 +221,7 @@ class ULLaVA(BaseModel):
                                 f'{int(counts[i])} {token} tokens but {n} targets in {field}')
             if n:
                 items.append(target)
-        return torch.cat(items) if items else None
+        return items
 
     # ------------------------------------------------------------------ loss
     def forward(self, inputs: dict, data_samples: list | None = None, mode: str = 'tensor'):
@@ -242,24 +250,38 @@ class ULLaVA(BaseModel):
             else self._zero(self.llm)
         result = dict(loss_ce=w['ce'] * ce)
         if self.mask_head is not None:
-            states, sample_idx, counts = self._prompts(ids, hidden, SEG)
-            gt = self._targets(data_samples, 'gt_masks_sam', counts, SEG)
-            if gt is not None:
+            states, sample_idx, counts = self._prompts(ids, hidden, SEG, self.mask_head)
+            field = 'gt_masks_sam' if self.mask_head.loss_frame == 'sam' else 'gt_masks'
+            if self._targets(data_samples, field, counts, SEG):
                 mask_logits = self._mask_logits(inputs, states, sample_idx)
-                result['loss_mask_bce'] = w['bce'] * losses.mask_bce_loss(mask_logits, gt)
-                result['loss_mask_dice'] = w['dice'] * losses.mask_dice_loss(mask_logits, gt)
+                bce, dice = self._mask_losses(mask_logits, counts, data_samples)
+                result['loss_mask_bce'] = w['bce'] * bce
+                result['loss_mask_dice'] = w['dice'] * dice
             else:
                 result['loss_mask_bce'] = self._zero(self.mask_head)
         if self.box_head is not None:
-            states, _, counts = self._prompts(ids, hidden, LOC)
-            gt = self._targets(data_samples, 'gt_boxes_norm', counts, LOC, optional=True)
-            if gt is not None:
+            states, _, counts = self._prompts(ids, hidden, LOC, self.box_head)
+            targets = self._targets(data_samples, 'gt_boxes_norm', counts, LOC, optional=True)
+            if targets:
+                gt = torch.cat(targets)
                 boxes = self.box_head(states.to(dtype_of(self.box_head))).float()
                 result['loss_box_l1'] = w['l1'] * losses.box_l1_loss(boxes, gt)
                 result['loss_box_giou'] = w['giou'] * losses.box_giou_loss(boxes, gt)
             else:
                 result['loss_box_l1'] = self._zero(self.box_head)
         return result
+
+    def _mask_losses(self, mask_logits: torch.Tensor, counts: torch.Tensor,
+                     data_samples: Sequence[ULLaVADataSample]) -> tuple[torch.Tensor, torch.Tensor]:
+        """BCE and Dice averaged over every mask of the batch, each mask in the mask head's
+        ``loss_frame`` (sizes differ between samples at the original size, hence the loop)."""
+        bce, dice = [], []
+        for logits, ds in zip(mask_logits.split(counts.tolist()), data_samples):
+            if len(logits):
+                logits, gt = self.mask_head.loss_frame_pair(logits, ds)
+                bce.append(losses.mask_bce_loss(logits, gt, reduction='none'))
+                dice.append(losses.mask_dice_loss(logits, gt, reduction='none'))
+        return torch.cat(bce).mean(), torch.cat(dice).mean()
 
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
@@ -335,7 +357,7 @@ class ULLaVA(BaseModel):
         mask_logits = head_boxes = None
         seg_counts = loc_counts = torch.zeros(len(ids), dtype=torch.long, device=ids.device)
         if self.mask_head is not None:
-            states, sample_idx, seg_counts = self._prompts(ids, hidden, SEG)
+            states, sample_idx, seg_counts = self._prompts(ids, hidden, SEG, self.mask_head)
             # a generated [SEG] in a sample with no image for SAM (text, video) yields no mask
             has_sam = torch.zeros(len(ids), dtype=torch.bool, device=ids.device)
             if inputs.get('sam_index') is not None:
@@ -345,7 +367,7 @@ class ULLaVA(BaseModel):
                 mask_logits = self._mask_logits(inputs, states[keep], sample_idx[keep]) \
                     .split((seg_counts * has_sam).tolist())
         if self.box_head is not None:
-            states, _, loc_counts = self._prompts(ids, hidden, LOC)
+            states, _, loc_counts = self._prompts(ids, hidden, LOC, self.box_head)
             if len(states):
                 head_boxes = self.box_head(states.to(dtype_of(self.box_head))).float() \
                     .split(loc_counts.tolist())
@@ -358,12 +380,11 @@ class ULLaVA(BaseModel):
                 logits = postprocess_masks(mask_logits[i], ds.metainfo['sam_resized_shape'], (h, w))
                 scores[:min(want, len(logits))] = logits[:want].sigmoid()  # a missing [SEG]: empty
             masks = scores > 0.5
-            side = max(h, w)
             boxes = boxes_from_masks(masks)
             if head_boxes is not None and loc_counts[i] > 0 and self.box_source != 'mask':
                 from_head = torch.zeros(want, 4, device=ids.device)
                 n = min(want, int(loc_counts[i]))
-                from_head[:n] = head_boxes[i][:n] * side
+                from_head[:n] = denormalize_boxes(head_boxes[i][:n], (h, w))
                 if self.box_source == 'head':
                     boxes = from_head
                 else:  # fuse: the mean of both where the mask found something

@@ -15,8 +15,9 @@ model = dict(
     tokenizer=tokenizer,
     llm=dict(pretrained=llm_path, torch_dtype='bfloat16'),
     vision_tower=dict(pretrained=clip_path, select_layer=-2, num_frames=num_frames),
-    projector='mlp',
-    mask_head=dict(encoder='vit_h', image_size=sam_size, patch_size=16, prompt_dim=256,
+    projector='mlp',  # one Linear, as the reference's 'mlp' (released weights)
+    # the SAM encoder's size (ViT-H / L / B) is read off the checkpoint's shapes
+    mask_head=dict(image_size=sam_size, patch_size=16, prompt_dim=256,
                    checkpoint=sam_checkpoint),
     box_head=dict(prompt_dim=256),
     trainable=['^projector', '^llm', r'^mask_head\.(mask_decoder|seg_projector)', '^box_head'],

@@ -26,7 +26,7 @@ model = dict(
                                   num_attention_heads=4, image_size=clip_size,
                                   patch_size=clip_patch),
                       select_layer=-2, num_frames=num_frames),
-    projector='mlp',
+    projector='mlp2x',  # Linear-GELU-Linear (the reference's 'mlp' is one Linear)
     mask_head=dict(encoder='tiny_vit', image_size=sam_size, patch_size=16, prompt_dim=256,
                    checkpoint=sam_checkpoint),
     box_head=dict(prompt_dim=256),

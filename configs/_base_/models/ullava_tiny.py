@@ -18,7 +18,7 @@ model = dict(
                                   num_attention_heads=4, image_size=clip_size,
                                   patch_size=clip_patch),
                       select_layer=-2, num_frames=num_frames),
-    projector='mlp',
+    projector='mlp2x',  # Linear-GELU-Linear (the reference's 'mlp' is one Linear)
     mask_head=dict(encoder=dict(embed_dim=64, depth=2, num_heads=4, window_size=0),
                    image_size=sam_size, patch_size=8, prompt_dim=64,
                    decoder=dict(depth=2, mlp_dim=128, num_heads=4)),

@@ -1,35 +1,72 @@
-"""The two views of an image: a square CLIP input and SAM's longest-side-resized, padded input."""
+"""The two views of an image: a square CLIP input and SAM's longest-side-resized, padded input.
+
+Both follow the reference (u-LLaVA ``dataset/processors/clip_processor.py`` with
+``aspect_ratio: 'pad'``, and ``dataset/tools/mask_toolbox.py``), whose released weights were
+trained on exactly these inputs; see docs/conventions.md.
+"""
 from __future__ import annotations
+
+from typing import Sequence
 
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 
 from ullava.registry import TRANSFORMS
+from ullava.structures import normalize_boxes
 
-CLIP_PAD_VALUE = (122, 116, 104)  # CLIP's mean colour: padding that looks like "nothing"
+CLIP_PAD_WHITE = (255, 255, 255)  # the reference's pad colour
+CLIP_PAD_MEAN = (122, 116, 104)   # CLIP's mean colour: ullava's earlier pad, kept as an option
 
 
 def _to_chw(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img.transpose(2, 0, 1))
 
 
+def pad_to_square(img: np.ndarray, pad_value: Sequence[int]) -> np.ndarray:
+    """The image centred on a square of ``pad_value`` (offset (long - short) // 2, as the
+    reference's ``pad_cv2``)."""
+    h, w = img.shape[:2]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    square = np.empty((side, side, 3), np.uint8)
+    square[:] = pad_value
+    square[top:top + h, left:left + w] = img
+    return square
+
+
 @TRANSFORMS.register_module()
 class ResizeForCLIP(BaseTransform):
-    """Pad to a square with CLIP's mean colour, then resize to ``size`` (LLaVA's 'pad' mode):
-    the whole image stays visible. ``img`` -> ``clip_img`` [3,s,s]; ``frames`` -> ``clip_frames``."""
+    """Pad to a square (image centred), then CLIP's own image processor: shortest side to
+    ``size`` (bicubic, PIL), centre crop ``size``. ``img`` -> ``clip_img`` uint8 [3,s,s];
+    ``frames`` -> ``clip_frames``. Normalising is left to the data preprocessor.
 
-    def __init__(self, size: int = 224) -> None:
-        self.size = size
+    Args:
+        size: the CLIP input side, used when no ``processor`` folder is given.
+        processor: a CLIP folder whose ``preprocessor_config.json`` gives the processing (as the
+            reference's ``CLIPImageProcessor.from_pretrained``); None: the same processing with
+            ``size`` (the tiny / demo configs).
+        pad_value: the pad colour; white as the reference, ``CLIP_PAD_MEAN`` for ullava's earlier
+            mean-colour pad.
+    """
+
+    def __init__(self, size: int = 224, processor: str | None = None,
+                 pad_value: Sequence[int] = CLIP_PAD_WHITE) -> None:
+        from transformers import CLIPImageProcessor  # the kept implementation of this resize
+        if processor is not None:
+            from ullava.models.language import _check_folder
+            self.processor = CLIPImageProcessor.from_pretrained(
+                str(_check_folder(processor, 'ResizeForCLIP.processor')), local_files_only=True)
+        else:
+            self.processor = CLIPImageProcessor(size={'shortest_edge': size},
+                                                crop_size={'height': size, 'width': size})
+        self.pad_value = tuple(pad_value)
 
     def _one(self, img: np.ndarray) -> np.ndarray:
-        h, w = img.shape[:2]
-        side = max(h, w)
-        top, left = (side - h) // 2, (side - w) // 2
-        square = np.empty((side, side, 3), np.uint8)
-        square[:] = CLIP_PAD_VALUE
-        square[top:top + h, left:left + w] = img
-        return _to_chw(mmcv.imresize(square, (self.size, self.size), interpolation='bicubic'))
+        out = self.processor.preprocess(pad_to_square(img, self.pad_value), do_rescale=False,
+                                        do_normalize=False, return_tensors='np')
+        pixels = np.asarray(out['pixel_values'][0])  # [3,s,s], uint8 values (PIL resized)
+        return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
     def transform(self, results: dict) -> dict:
         if 'img' in results:
@@ -41,22 +78,25 @@ class ResizeForCLIP(BaseTransform):
 
 @TRANSFORMS.register_module()
 class ResizeForSAM(BaseTransform):
-    """Resize the longest side to ``size`` and pad bottom/right to ``size x size`` (SAM's input).
+    """Resize the longest side to ``size`` (segment-anything's ``ResizeLongestSide``, as the
+    reference) and pad bottom/right to ``size x size`` (SAM's input). The data preprocessor
+    normalises and sets the pad to zero afterwards (``sam_pad``).
 
-    Also brings ``gt_masks`` into that frame (``gt_masks_sam``, for the loss) and normalises
-    ``gt_boxes`` by the longest side (``gt_boxes_norm``: u-LLaVA's padded-square frame).
+    Also brings ``gt_masks`` into that frame (``gt_masks_sam``, for the SAM-frame loss) and
+    normalises ``gt_boxes`` into the centre-padded square (``gt_boxes_norm``: u-LLaVA's box frame).
     """
 
     def __init__(self, size: int = 1024) -> None:
+        from segment_anything.utils.transforms import ResizeLongestSide
         self.size = size
+        self.resizer = ResizeLongestSide(size)
 
     def transform(self, results: dict) -> dict:
         if 'img' not in results:
             return results
         h, w = results['img'].shape[:2]
-        scale = self.size / max(h, w)
-        new_hw = (int(h * scale + 0.5), int(w * scale + 0.5))
-        img = mmcv.imresize(results['img'], (new_hw[1], new_hw[0]), interpolation='bilinear')
+        new_hw = self.resizer.get_preprocess_shape(h, w, self.size)
+        img = self.resizer.apply_image(np.ascontiguousarray(results['img']))
         results['sam_img'] = _to_chw(mmcv.impad(img, shape=(self.size, self.size), pad_val=0))
         results['sam_resized_shape'] = new_hw
         if 'gt_masks' in results:
@@ -67,5 +107,6 @@ class ResizeForSAM(BaseTransform):
                     m.astype(np.uint8), (new_hw[1], new_hw[0]), interpolation='nearest') > 0
             results['gt_masks_sam'] = out
         if 'gt_boxes' in results:
-            results['gt_boxes_norm'] = np.clip(results['gt_boxes'] / max(h, w), 0, 1)
+            results['gt_boxes_norm'] = normalize_boxes(np.asarray(results['gt_boxes'], np.float32),
+                                                       (h, w)).astype(np.float32)
         return results

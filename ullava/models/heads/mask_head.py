@@ -1,13 +1,14 @@
 """[SEG] hidden state -> SAM sparse prompt -> SAM mask decoder -> masks.
 
-Built from segment-anything's own classes (ImageEncoderViT, PromptEncoder, MaskDecoder), any size
-from the config, optionally loaded from an official SAM ``.pth`` (weights_only).
+Built from segment-anything's own classes (ImageEncoderViT, PromptEncoder, MaskDecoder), any size,
+optionally loaded from an official SAM ``.pth`` (weights_only). The encoder's size is read off
+the checkpoint's shapes, so ``sam_vit_b_01ec64.pth`` works where ``sam_vit_h_4b8939.pth`` did.
 """
 from __future__ import annotations
 
 import os
 from functools import partial
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +18,15 @@ from torch import nn
 
 from ullava.utils import UserError, load_external_checkpoint
 
+from .prompts import check_prompt_state
+
 # The three SAM sizes of the segment-anything release.
 SAM_PRESETS = {
     'vit_h': dict(embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)),
     'vit_l': dict(embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)),
     'vit_b': dict(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11)),
 }
+LOSS_FRAMES = ('original', 'sam')
 
 
 def mlp(*dims: int) -> nn.Sequential:
@@ -35,12 +39,70 @@ def mlp(*dims: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _files(path: str | os.PathLike | Sequence[str]) -> list:
+    return [path] if isinstance(path, (str, os.PathLike)) else list(path)
+
+
+def read_sam_state(path: str | os.PathLike | Sequence[str]) -> dict[str, torch.Tensor]:
+    """The union of one or more SAM checkpoint files (weights_only)."""
+    state: dict[str, torch.Tensor] = {}
+    for one in _files(path):
+        state.update(load_external_checkpoint(one))
+    return state
+
+
+def read_sam_shapes(path: str | os.PathLike | Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of SAM checkpoint files, without reading their tensors where possible
+    (safetensors headers; ``torch.load(mmap=True)`` for zip ``.pth`` files)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for one in _files(path):
+        if str(one).endswith('.safetensors') and os.path.isfile(one):
+            from safetensors import safe_open
+            with safe_open(str(one), framework='pt') as f:
+                shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
+            continue
+        try:
+            state = torch.load(one, map_location='cpu', weights_only=True, mmap=True)
+        except Exception:  # a legacy (non-zip) file, or no file: the checked loader says why
+            state = load_external_checkpoint(one)
+        shapes.update({k: tuple(v.shape) for k, v in state.items()})
+    return shapes
+
+
+def sam_encoder_from_shapes(shapes: Mapping[str, Sequence[int]], source: str = 'checkpoint') -> dict:
+    """ImageEncoderViT sizes (embed_dim, depth, num_heads, window_size, global_attn_indexes,
+    mlp_ratio) read off the shapes of a SAM state dict (any size, not only the three presets).
+
+    A block's relative-position table has 2 * window - 1 rows, or 2 * grid - 1 rows where the
+    block attends globally; its width is the head dimension.
+    """
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in shapes:
+            raise UserError(f'{source}: no {key}, so the SAM image encoder\'s size cannot be read '
+                            f'from it; set mask_head.encoder (vit_h / vit_l / vit_b / tiny_vit / '
+                            f'a dict of sizes)')
+        return tuple(shapes[key])
+
+    embed_dim = shape('image_encoder.patch_embed.proj.weight')[0]
+    grid = shape('image_encoder.pos_embed')[1]
+    depth = len({k.split('.')[2] for k in shapes if k.startswith('image_encoder.blocks.')})
+    rows, head_dim = zip(*(shape(f'image_encoder.blocks.{i}.attn.rel_pos_h') for i in range(depth)))
+    windows = {(r + 1) // 2 for r in rows if r != 2 * grid - 1}
+    if len(windows) > 1:
+        raise UserError(f'{source}: blocks with different window sizes {sorted(windows)}')
+    return dict(embed_dim=embed_dim, depth=depth, num_heads=embed_dim // head_dim[0],
+                window_size=windows.pop() if windows else 0,
+                global_attn_indexes=tuple(i for i, r in enumerate(rows) if r == 2 * grid - 1),
+                mlp_ratio=shape('image_encoder.blocks.0.mlp.lin1.weight')[0] / embed_dim)
+
+
 class SAMMaskHead(nn.Module):
     """SAM driven by the LLM's [SEG] states.
 
     Args:
         llm_hidden: hidden size of the LLM.
-        encoder: ``'vit_h' | 'vit_l' | 'vit_b'``, a dict of ImageEncoderViT sizes, or
+        encoder: None (read the size off ``checkpoint``; ViT-H without one),
+            ``'vit_h' | 'vit_l' | 'vit_b'``, a dict of ImageEncoderViT sizes, or
             ``'tiny_vit'`` (MobileSAM's TinyViT encoder, from timm; see ``tinyvit_encoder.py``).
         image_size: SAM input side (1024 for the released SAM).
         patch_size: ViT patch size (16 for the released SAM).
@@ -49,15 +111,29 @@ class SAMMaskHead(nn.Module):
         checkpoint: an official SAM ``.pth`` (keys ``image_encoder.*``, ``prompt_encoder.*``,
             ``mask_decoder.*``), or a list of files whose union holds those keys; loaded with
             weights_only=True.
+        prompt_state: ``'before'`` (the reference: the state before each [SEG]) or ``'token'``.
+        loss_frame: ``'original'`` (the reference: BCE/Dice on the logits post-processed to the
+            original image size, against the original-size masks) or ``'sam'`` (in the
+            resized-and-padded SAM frame against ``gt_masks_sam``: faster, one batched call).
     """
 
-    def __init__(self, llm_hidden: int, encoder: str | dict = 'vit_h', image_size: int = 1024,
+    def __init__(self, llm_hidden: int, encoder: str | dict | None = None, image_size: int = 1024,
                  patch_size: int = 16, prompt_dim: int = 256, decoder: dict | None = None,
-                 checkpoint: str | Sequence[str] | None = None) -> None:
+                 checkpoint: str | Sequence[str] | None = None, prompt_state: str = 'before',
+                 loss_frame: str = 'original') -> None:
         super().__init__()
+        if loss_frame not in LOSS_FRAMES:
+            raise UserError(f"mask_head.loss_frame must be 'original' (the reference's) or 'sam', "
+                            f'got {loss_frame!r}')
+        self.prompt_state = check_prompt_state(prompt_state)
+        self.loss_frame = loss_frame
         dec = {**dict(depth=2, mlp_dim=2048, num_heads=8), **(decoder or {})}
         grid = image_size // patch_size
         self.image_size = image_size
+        state = read_sam_state(checkpoint) if checkpoint is not None else None
+        if encoder is None:
+            encoder = 'vit_h' if state is None else sam_encoder_from_shapes(
+                {k: v.shape for k, v in state.items()}, f'SAM checkpoint {checkpoint}')
         if encoder == 'tiny_vit':
             if patch_size != 16:
                 raise UserError(f"encoder 'tiny_vit' reduces images 16x: patch_size must be 16, "
@@ -65,11 +141,13 @@ class SAMMaskHead(nn.Module):
             from .tinyvit_encoder import TinyViTEncoder  # timm is needed for MobileSAM only
             self.image_encoder = TinyViTEncoder(out_chans=prompt_dim)
         else:
-            enc = dict(SAM_PRESETS[encoder]) if isinstance(encoder, str) else dict(encoder)
-            enc.setdefault('global_attn_indexes', ())
-            enc.setdefault('window_size', 14)
+            if isinstance(encoder, str) and encoder not in SAM_PRESETS:
+                raise UserError(f'mask_head.encoder must be one of {sorted(SAM_PRESETS)}, '
+                                f"'tiny_vit', a dict of sizes or None, got {encoder!r}")
+            enc = dict(mlp_ratio=4, global_attn_indexes=(), window_size=14)
+            enc.update(SAM_PRESETS[encoder] if isinstance(encoder, str) else encoder)
             self.image_encoder = ImageEncoderViT(
-                img_size=image_size, patch_size=patch_size, out_chans=prompt_dim, mlp_ratio=4,
+                img_size=image_size, patch_size=patch_size, out_chans=prompt_dim,
                 norm_layer=partial(nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
                 **enc)
         self.prompt_encoder = PromptEncoder(
@@ -81,17 +159,15 @@ class SAMMaskHead(nn.Module):
             transformer=TwoWayTransformer(embedding_dim=prompt_dim, **dec))
         # u-LLaVA's text-to-prompt projection: Linear(h, h) -> ReLU -> Linear(h, 256)
         self.seg_projector = mlp(llm_hidden, llm_hidden, prompt_dim)
-        if checkpoint is not None:
-            self.load_sam(checkpoint)
+        if state is not None:
+            self.load_sam(checkpoint, state)
 
-    def load_sam(self, path: str | Sequence[str]) -> None:
+    def load_sam(self, path: str | Sequence[str],
+                 state: Mapping[str, torch.Tensor] | None = None) -> None:
         """Load an official SAM checkpoint (or the union of several files, e.g. MobileSAM's
         encoder and decoder as prepared by tools/prepare_mini_weights.py); a clear error naming
         bad keys or shapes."""
-        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-        state: dict[str, torch.Tensor] = {}
-        for one in paths:
-            state.update(load_external_checkpoint(one))
+        state = read_sam_state(path) if state is None else state
         own = {k: v for k, v in self.state_dict().items() if not k.startswith('seg_projector.')}
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -158,6 +234,15 @@ class SAMMaskHead(nn.Module):
         hyper = dec.output_hypernetworks_mlps[0](hs[:, 1, :]).unsqueeze(1)  # [P,1,C/8]
         b, c, h, w = upscaled.shape
         return (hyper @ upscaled.view(b, c, h * w)).view(b, 1, h, w)
+
+    def loss_frame_pair(self, logits: torch.Tensor, data_sample) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample's mask logits [k,S,S] (SAM frame) and its target masks, both in the frame
+        the loss is computed in (``loss_frame``)."""
+        if self.loss_frame == 'sam':
+            return logits, data_sample.gt_masks_sam
+        meta = data_sample.metainfo
+        return postprocess_masks(logits, meta['sam_resized_shape'], meta['ori_shape']), \
+            data_sample.gt_masks
 
 
 def postprocess_masks(logits: torch.Tensor, resized_hw: tuple[int, int],

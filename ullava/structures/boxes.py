@@ -1,0 +1,34 @@
+"""u-LLaVA's box frame: xyxy normalised in the centre-padded square of the image.
+
+The reference (``DetToolBox.pad_normalize_xyxy``) pads the short side by (long - short) / 2 on
+BOTH sides, then divides by the long side; its [LOC] decoder predicts boxes in that frame.
+Written here because no kept library has this frame (mmdet's pads bottom/right only).
+"""
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+Boxes = TypeVar('Boxes', np.ndarray, torch.Tensor)
+
+
+def _offsets(boxes: Boxes, hw: tuple[int, int]) -> tuple[Boxes, float]:
+    h, w = hw
+    long_side = max(h, w)
+    pad = ((long_side - w) / 2, (long_side - h) / 2) * 2  # x0, y0, x1, y1
+    offsets = boxes.new_tensor(pad) if isinstance(boxes, torch.Tensor) else np.asarray(pad)
+    return offsets, float(long_side)
+
+
+def normalize_boxes(boxes: Boxes, hw: tuple[int, int]) -> Boxes:
+    """xyxy pixels [k,4] of an image of size ``hw`` -> the centre-padded square's [0,1] frame."""
+    offsets, long_side = _offsets(boxes, hw)
+    return (boxes + offsets) / long_side
+
+
+def denormalize_boxes(boxes: Boxes, hw: tuple[int, int]) -> Boxes:
+    """The inverse of :func:`normalize_boxes`: normalised xyxy -> pixels of the original image."""
+    offsets, long_side = _offsets(boxes, hw)
+    return boxes * long_side - offsets
