@@ -105,6 +105,12 @@ def _image_sizes(driver, messages) -> list:
                                         'arguments[0].naturalHeight]', i)) for i in images]
 
 
+def _picture_size(driver) -> tuple:
+    """The natural size of the picture beside the chat (the last answer's overlay)."""
+    from selenium.webdriver.common.by import By
+    return _image_sizes(driver, driver.find_elements(By.ID, 'picture'))[-1]
+
+
 def test_chat_in_headless_chromium(server, browser, tmp_path):
     image = tmp_path / 'shapes.png'
     Image.fromarray((np.random.RandomState(0).rand(64, 96, 3) * 255).astype(np.uint8)).save(image)
@@ -115,7 +121,9 @@ def test_chat_in_headless_chromium(server, browser, tmp_path):
 
     first = _send(browser, 'Segment the red circle.', image)
     assert [m.text for m in first] == ['[SEG]', '']  # the answer, then its overlay
-    assert _image_sizes(browser, first) == [(96, 64)]
+    assert _image_sizes(browser, first) == [(96, 64)] and _picture_size(browser) == (96, 64)
+    shown = browser.find_element('css selector', '#picture img').get_attribute('src')
+    assert shown == first[1].find_element('tag name', 'img').get_attribute('src')  # the overlay
 
     second = _send(browser, 'Now segment the blue square.')  # no re-upload
     assert [m.text for m in second] == ['[SEG]', '']
@@ -126,6 +134,14 @@ def test_chat_in_headless_chromium(server, browser, tmp_path):
 
     third = _send(browser, 'Segment it once more.')  # still serving, still the first image
     assert [m.text for m in third] == ['[SEG]', ''] and _image_sizes(browser, third) == [(96, 64)]
+
+    # an example fills the box with a demo-world image (64x64) and its question
+    browser.find_elements('css selector', '#examples .gallery-item')[0].click()
+    _wait(browser, lambda d: d.find_elements('css selector', '#prompt .thumbnail-item'))
+    assert 'segmentation mask of' in browser.find_element('css selector', '#prompt textarea') \
+        .get_attribute('value')
+    example = _send(browser, '')
+    assert [m.text for m in example] == ['[SEG]', ''] and _picture_size(browser) == (64, 64)
 
     loaded = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)")

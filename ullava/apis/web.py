@@ -223,7 +223,8 @@ class ChatDemo:
         inferencer: a loaded :class:`ULLaVAInferencer`; gradio's queue calls one answer at a time.
         max_pixels: larger images (or clip frames) are refused with a message.
         max_turns: how many earlier turns the model sees with a new question.
-        workdir: where sessions keep their overlays (default: the system's temp folder).
+        workdir: where sessions keep their uploads and overlays (default: the system's temp
+            folder).
     """
 
     def __init__(self, inferencer, max_pixels: int = MAX_PIXELS, max_turns: int = MAX_TURNS,
@@ -391,7 +392,8 @@ def build_app(chat: ChatDemo, examples: list[dict] | None = None):
                                    type='filepath', interactive=False, height=480,
                                    buttons=['download', 'fullscreen'])
         if examples:
-            gr.Examples([[e] for e in examples], inputs=[box], label='Examples from the demo world')
+            gr.Examples([[e] for e in examples], inputs=[box], label='Examples from the demo world',
+                        elem_id='examples')
         box.submit(on_message, [box, session], [chatbot, picture, session], api_name='chat')
         # a second listener empties the box at once (the first has read it by then): the box is
         # no output of /chat, whose API answer is then just (messages, overlay)
