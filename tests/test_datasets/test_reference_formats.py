@@ -336,7 +336,8 @@ def test_salient_reference_record(root, soft_mask):
     cfg = dict(type='SalientDataset', data_root=str(root), ann_file=ann, pipeline=LOAD)
     out = build(cfg)[0]
     assert out['conversations'][1]['value'] == \
-        'Sure. Mask: [SEG]; Location: [LOC]; [tag]red ball[/tag]. Explanation: it is the only red object.'
+        ('Sure. Mask: [SEG]; Location: [LOC]; [tag]red ball[/tag]. '
+         'Explanation: it is the only red object.')
     assert out['gt_masks'][0].sum() == (soft_mask == 255).sum() == 20 * 30
     assert (out['gt_boxes'][0] == [15, 10, 45, 30]).all()
     above = build(cfg, mask_threshold=127)[0]['gt_masks'][0]
@@ -351,11 +352,13 @@ def test_salient_folder_counts_only_255(root, soft_mask, tmp_path):
     assert dataset[0]['gt_masks'][0].sum() == (soft_mask == 255).sum()
 
 
-@pytest.mark.parametrize('gpt, field', [(dict(reason='x'), 'tag'), (dict(tag='x', reason=3), 'reason'),
+@pytest.mark.parametrize('gpt, field', [(dict(reason='x'), 'tag'),
+                                        (dict(tag='x', reason=3), 'reason'),
                                         ([1, 2], 'got list')])
 def test_salient_bad_gpt(root, gpt, field):
     write_png(root / 'mask.png', np.zeros((H, W), np.uint8))
-    ann = write_json(root / 'sal.json', [dict(image_path='img.png', label_path='mask.png', gpt=gpt)])
+    ann = write_json(root / 'sal.json',
+                     [dict(image_path='img.png', label_path='mask.png', gpt=gpt)])
     with pytest.raises(UserError, match=rf'record 0: field "gpt".*{field}'):
         build(dict(type='SalientDataset', data_root=str(root), ann_file=ann))
 
@@ -397,3 +400,16 @@ def test_semseg_one_turn_per_class_as_the_reference(root, ade):
     assert turns[0]['value'].startswith('<image>') and '<image>' not in turns[2]['value']
     assert out['gt_masks'][1].sum() == (raw == ADE_BOTTLE + 1).sum()
     assert (out['gt_boxes'][1] == [5, 20, 30, 35]).all()  # the tight box of the class
+
+
+def test_templates_overridden_by_key(root):
+    """The reference's evaluation question without copying the task's templates file."""
+    ann = write_json(root / 'refcoco_val.json', refcoco_records()[:1])
+    question = '<image>\nOutput the segmentation mask of the {} in the image.'
+    cfg = dict(type='RefCOCODataset', data_root=str(root), ann_file=ann, test_mode=True)
+    info = build(cfg, templates=dict(test=question)).get_data_info(0)
+    assert info['conversations'][0]['value'] == \
+        '<image>\nOutput the segmentation mask of the the thing in the image.'
+    assert info['conversations'][1]['value'].startswith('Sure. Mask: [SEG]; Location: [LOC];')
+    with pytest.raises(UserError, match=r"templates: unknown keys \['tset'\]"):
+        build(cfg, templates=dict(tset=question))

@@ -28,12 +28,12 @@ TEMPLATES = str(Path(__file__).with_name('templates.json'))
 @DATASETS.register_module()
 class RefCOCODataset(ULLaVADataset):
 
-    def __init__(self, *args, task: str = 'res', templates: str = TEMPLATES,
+    def __init__(self, *args, task: str = 'res', templates: str | dict = TEMPLATES,
                  refs_per_sample: int = 1, **kwargs) -> None:
         if not isinstance(refs_per_sample, int) or refs_per_sample < 1:
             raise UserError(f'RefCOCODataset: refs_per_sample must be an integer >= 1, '
                             f'got {refs_per_sample!r}')
-        self.templates = load_templates(templates)
+        self.templates = load_templates(templates, TEMPLATES)
         self.refs_per_sample = refs_per_sample
         super().__init__(*args, task=task, **kwargs)
 

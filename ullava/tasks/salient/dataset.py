@@ -29,9 +29,9 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 @DATASETS.register_module()
 class SalientDataset(ULLaVADataset):
 
-    def __init__(self, *args, task: str = 'salient', templates: str = TEMPLATES,
+    def __init__(self, *args, task: str = 'salient', templates: str | dict = TEMPLATES,
                  mask_threshold: int | None = None, **kwargs) -> None:
-        self.templates = load_templates(templates)
+        self.templates = load_templates(templates, TEMPLATES)
         self.mask_threshold = mask_threshold
         super().__init__(*args, task=task, **kwargs)
 

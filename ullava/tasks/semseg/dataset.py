@@ -100,8 +100,8 @@ class SemanticSegDataset(ULLaVADataset):
                  max_prompts: int = 8, test_prompt_classes: str = 'all',
                  max_test_prompts: int | None = None, background_id: int | None = 0,
                  one_turn_per_class: bool = False, task: str = 'semseg',
-                 templates: str = TEMPLATES, **kwargs) -> None:
-        self.templates = load_templates(templates)
+                 templates: str | dict = TEMPLATES, **kwargs) -> None:
+        self.templates = load_templates(templates, TEMPLATES)
         self.class_names = load_class_names(class_names, kwargs.get('data_root', ''))
         for name, value in (('prompt_classes', prompt_classes),
                             ('test_prompt_classes', test_prompt_classes)):

@@ -36,9 +36,9 @@ class PartSegDataset(ULLaVADataset):
     """
 
     def __init__(self, *args, class_names: Sequence[str] | str | None = None,
-                 max_prompts: int = 3, task: str = 'partseg', templates: str = TEMPLATES,
-                 **kwargs) -> None:
-        self.templates = load_templates(templates)
+                 max_prompts: int = 3, task: str = 'partseg',
+                 templates: str | dict = TEMPLATES, **kwargs) -> None:
+        self.templates = load_templates(templates, TEMPLATES)
         self.max_prompts = max_prompts
         if class_names is not None:
             kwargs.setdefault('metainfo', dict(

@@ -19,8 +19,9 @@ TEMPLATES = str(Path(__file__).with_name('templates.json'))
 @DATASETS.register_module()
 class VQAv2Dataset(ULLaVADataset):
 
-    def __init__(self, *args, task: str = 'vqa', templates: str = TEMPLATES, **kwargs) -> None:
-        self.templates = load_templates(templates)
+    def __init__(self, *args, task: str = 'vqa', templates: str | dict = TEMPLATES,
+                 **kwargs) -> None:
+        self.templates = load_templates(templates, TEMPLATES)
         super().__init__(*args, task=task, **kwargs)
 
     def parse_record(self, record: dict, index: int) -> list[dict]:
