@@ -10,9 +10,9 @@ model = dict(trainable=['^projector', '^llm', r'^mask_head\.(mask_decoder|seg_pr
                         '^box_head'])
 optim_wrapper = dict(optimizer=dict(lr=2e-5))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0,
+    dict(type='WarmupRatioLinearLR', start_factor=1e-3, by_epoch=True, begin=0,
          end=warmup_ratio * max_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=warmup_ratio * max_epochs,
+    dict(type='WarmupRatioCosineAnnealingLR', by_epoch=True, begin=warmup_ratio * max_epochs,
          end=max_epochs, eta_min=0.0, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
