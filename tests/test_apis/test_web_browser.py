@@ -100,7 +100,8 @@ def _image_sizes(driver, messages) -> list:
     """(naturalWidth, naturalHeight) of each image in ``messages``, once they have loaded."""
     from selenium.webdriver.common.by import By
     images = [img for m in messages for img in m.find_elements(By.TAG_NAME, 'img')]
-    _wait(driver, lambda d: all(d.execute_script('return arguments[0].complete', i) for i in images))
+    _wait(driver, lambda d: all(d.execute_script('return arguments[0].complete', i)
+                                for i in images))
     return [tuple(driver.execute_script('return [arguments[0].naturalWidth, '
                                         'arguments[0].naturalHeight]', i)) for i in images]
 

@@ -93,8 +93,8 @@ def test_history_goes_to_the_model_with_the_image_in_the_first_turn(inferencer, 
     monkeypatch.setattr(inferencer, 'pipeline', lambda r: seen.append(r['conversations'])
                         or pipeline(r))
     image = read_image_file(files / 'shapes.png')
-    result = chat_predict(inferencer, [('Segment the circle.', '[SEG]'), ('And the <image> star?', None)],
-                          image=image)
+    turns = [('Segment the circle.', '[SEG]'), ('And the <image> star?', None)]
+    result = chat_predict(inferencer, turns, image=image)
     assert seen[0] == [{'from': 'human', 'value': '<image>\nSegment the circle.'},
                        {'from': 'gpt', 'value': '[SEG]'},
                        {'from': 'human', 'value': 'And the star?'},  # placeholders typed: dropped
@@ -142,7 +142,8 @@ def test_closed_stream_stops_generating(plain, monkeypatch):
 
     from ullava.apis.web import stream_answer
     tokens, put = [], TextIteratorStreamer.put
-    monkeypatch.setattr(TextIteratorStreamer, 'put', lambda self, v: tokens.append(v) or put(self, v))
+    monkeypatch.setattr(TextIteratorStreamer, 'put',
+                        lambda self, value: tokens.append(value) or put(self, value))
     generation = dict(plain.model.generation)
     plain.model.generation.update(max_new_tokens=200, min_new_tokens=200)  # no early end-of-text
     try:

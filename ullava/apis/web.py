@@ -275,7 +275,8 @@ class ChatDemo:
                 return
             say(dict(role='user', content=dict(path=kept)))
         if not text:
-            say(dict(role='assistant', content='\N{WARNING SIGN} Please type a prompt: it is empty.'))
+            say(dict(role='assistant',
+                     content='\N{WARNING SIGN} Please type a prompt: it is empty.'))
             yield session
             return
         say(dict(role='user', content=text))
