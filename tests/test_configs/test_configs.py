@@ -94,7 +94,7 @@ def _datasets(cfg: Config) -> list[dict]:
 
 def _lr_curve(cfg: Config, epoch_length: int = 100) -> list[float]:
     """The learning rate at every iteration, from the config's schedulers as the Runner builds them."""
-    from mmengine.registry import PARAM_SCHEDULERS
+    from ullava.registry import PARAM_SCHEDULERS
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([param], lr=cfg.optim_wrapper.optimizer.lr)
     schedulers = [PARAM_SCHEDULERS.build(dict(s), default_args=dict(optimizer=opt,
@@ -143,7 +143,8 @@ def test_stage_settings_are_the_reference(name):
 
 def test_stage1_data_and_heads():
     cfg = load(UL + 'ullava_7b_stage1_cc3m_tgif.py')
-    assert [d.ann_file for d in _datasets(cfg)] == ['annotations/chat.json', 'annotations/tgif.json']
+    assert [d.ann_file for d in _datasets(cfg)] == ['annotations/chat.json',
+                                                    'annotations/tgif_llava.json']
     assert cfg.model.mask_head is None and cfg.model.box_head is None
 
 
@@ -152,10 +153,11 @@ def test_stage2_mixture_is_the_readme_list():
     files = [Path(d.ann_file).stem for d in _datasets(cfg)]
     assert files == ['llava_instruct_150k', 'refcoco_train', 'refcoco+_train', 'refcocog_train',
                      'refclef_train', 'ade20k', 'cocostuff', 'pascal_part', 'paco_lvis',
-                     'msra_10k', 'msra_b']
-    for d in _datasets(cfg):  # placeholders under one data_root, nothing absolute
-        assert d.data_root == cfg.data_root and not Path(d.ann_file).is_absolute()
-        assert not Path(d.data_prefix.img_path).is_absolute()
+                     'MSRA-10K', 'MSRA-B']  # the reference's names (its configs/train/ullava.yaml)
+    for d in _datasets(cfg):  # one data_root: annotations/ and the reference's image_root/
+        assert d.data_root == cfg.data_root and d.ann_file.startswith('annotations/')
+        assert d.data_prefix.img_path.startswith('image_root/')
+        assert 'class_names' not in d or d.class_names in ('pascal_part', 'paco_lvis')
 
 
 def test_lora_settings_and_patterns():
@@ -177,15 +179,51 @@ def test_lora_settings_and_patterns():
         assert not trains(frozen), frozen
 
 
-@pytest.mark.parametrize('name, metric, task', [
-    ('ullava_7b_eval_res_refcoco.py', 'RESMetric', 'res'),
-    ('ullava_7b_eval_rec_refcoco.py', 'RECMetric', 'rec'),
-    ('ullava_7b_eval_salient.py', 'SalientMetric', 'salient'),
-])
-def test_eval_configs(name, metric, task):
-    cfg = load(UL + name)
-    assert cfg.model.predict_protocol == 'teacher_forced'
-    assert cfg.test_evaluator.type == metric
-    assert cfg.test_dataloader.dataset.task == task and cfg.test_dataloader.dataset.test_mode
+EVAL = sorted(p.name for p in (ROOT / UL / 'eval').glob('*.py'))
+EVAL_TASKS = {'res': ('RESMetric', 'teacher_forced'), 'rec': ('RECMetric', 'teacher_forced'),
+              'semseg': ('PromptSemSegMetric', 'teacher_forced'),
+              'salient': ('SalientMetric', 'teacher_forced'),
+              'caption': ('CaptionMetric', 'generate'), 'vqa': ('VQAMetric', 'generate')}
+
+
+@pytest.mark.parametrize('name', EVAL)
+def test_eval_configs(name):
+    cfg = load(UL + 'eval/' + name)
+    dataset = cfg.test_dataloader.dataset
+    metric, protocol = EVAL_TASKS[dataset.task]
+    assert cfg.test_evaluator.type == metric and cfg.model.predict_protocol == protocol
+    assert dataset.test_mode and cfg.test_cfg.type == 'TestLoop'
+    assert cfg.get('train_dataloader') is None and cfg.get('optim_wrapper') is None
     for step in _tokenize_steps(cfg, 'test_dataloader'):
         assert step.template == 'conv_sep2' and step.get('max_length') is None
+
+
+def test_refer_eval_covers_every_split_the_paper_reports():
+    splits = ['refcoco_val', 'refcoco_testA', 'refcoco_testB', 'refcoco+_val', 'refcoco+_testA',
+              'refcoco+_testB', 'refcocog_val', 'refcocog_test']
+    for task in ('res', 'rec'):
+        for split in splits:
+            cfg = load(f'{UL}eval/ullava_7b_{task}_{split}.py')
+            assert cfg.test_dataloader.dataset.task == task
+            assert cfg.test_dataloader.dataset.ann_file == f'annotations/{split}.json'
+
+
+SEVEN_B = [p for p in CONFIGS if p.startswith(UL)]
+
+
+@pytest.mark.parametrize('path', SEVEN_B)
+def test_weights_and_data_come_from_two_environment_variables(path, monkeypatch):
+    """ULLAVA_CKPT_DIR / ULLAVA_DATA_ROOT reach the model and every pipeline and dataset."""
+    monkeypatch.setenv('ULLAVA_CKPT_DIR', '/weights')
+    monkeypatch.setenv('ULLAVA_DATA_ROOT', '/data')
+    cfg = load(path)
+    assert cfg.model.llm.pretrained == cfg.model.tokenizer.path == '/weights/vicuna-7b-v1.1'
+    assert cfg.model.vision_tower.pretrained == '/weights/clip-vit-large-patch14'
+    if cfg.model.mask_head is not None:
+        assert cfg.model.mask_head.checkpoint == '/weights/sam_vit_h_4b8939.pth'
+    loader = 'train_dataloader' if cfg.get('train_dataloader') else 'test_dataloader'
+    for step in _tokenize_steps(cfg, loader):
+        assert step.tokenizer.path == '/weights/vicuna-7b-v1.1'
+    dataset = cfg[loader].dataset
+    for d in dataset.datasets if dataset.type == 'MixtureDataset' else [dataset]:
+        assert d.data_root == '/data/'

@@ -1,8 +1,9 @@
 # What every u-LLaVA-7B evaluation shares: the model (the pipeline tokenises with its tokenizer),
-# the test pipeline and the test loader. The task's dataset goes in test_dataloader.dataset.
+# the test pipeline, the test loader and loop. The task's dataset goes in
+# test_dataloader.dataset, its metric in test_evaluator.
 _base_ = ['../models/ullava_7b.py']
 
-data_root = '{{$ULLAVA_DATA:data/ullava}}/'
+data_root = {{_base_.data_root}}
 test_pipeline = [
     dict(type='LoadImage'),
     dict(type='LoadMasks'),
@@ -17,3 +18,4 @@ test_dataloader = dict(
     batch_size=4, num_workers=4, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='ullava_collate'))
+test_cfg = dict(type='TestLoop')

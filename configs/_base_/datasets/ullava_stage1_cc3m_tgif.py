@@ -4,12 +4,12 @@
 # its image/video token budget.
 _base_ = ['../models/ullava_7b.py']
 
-# Layout under data_root (set ULLAVA_DATA or edit; nothing is downloaded):
-#   annotations/chat.json                          LLaVA-CC3M-Pretrain-595K
-#   annotations/tgif.json                          u-LLaVA's TGIF conversations
-#   images/LLaVA-CC3M-Pretrain-595K/images/...     what chat.json's "image" is relative to
-#   images/tgif/...                                what tgif.json's "video" is relative to
-data_root = '{{$ULLAVA_DATA:data/ullava}}/'
+# Under ULLAVA_DATA_ROOT (../paths.py; the layout is in docs/datasets.md):
+#   annotations/chat.json          LLaVA-CC3M-Pretrain-595K; "image" relative to
+#   image_root/LLaVA-CC3M-Pretrain-595K/images/
+#   annotations/tgif_llava.json    u-LLaVA's TGIF conversations ("tgif.json" in its README);
+#   image_root/TGIF/GIFs/          what its "gif" paths are relative to
+data_root = {{_base_.data_root}}
 max_length = 1024
 pipeline = [
     dict(type='LoadImage'),
@@ -27,8 +27,8 @@ train_dataloader = dict(
     dataset=dict(type='MixtureDataset', datasets=[
         dict(type='LLaVADataset', task='caption', data_root=data_root,
              ann_file='annotations/chat.json', portion=1.0, pipeline=pipeline,
-             data_prefix=dict(img_path='images/LLaVA-CC3M-Pretrain-595K/images/')),
+             data_prefix=dict(img_path='image_root/LLaVA-CC3M-Pretrain-595K/images/')),
         dict(type='LLaVADataset', task='video_caption', data_root=data_root,
-             ann_file='annotations/tgif.json', portion=1.0, pipeline=pipeline,
-             data_prefix=dict(img_path='images/tgif/')),
+             ann_file='annotations/tgif_llava.json', portion=1.0, pipeline=pipeline,
+             data_prefix=dict(img_path='image_root/TGIF/GIFs/')),
     ]))

@@ -4,11 +4,14 @@
 # its image token budget.
 _base_ = ['../models/ullava_7b.py']
 
-# Layout under data_root (set ULLAVA_DATA or edit; nothing is downloaded). Annotation files are
-# u-LLaVA's re-packed JSONs and LLaVA's instruct JSON; each `data_prefix.img_path` is the folder
-# that the records' image/label paths are relative to (the reference's `image_dir`).
-data_root = '{{$ULLAVA_DATA:data/ullava}}/'
+# Under ULLAVA_DATA_ROOT (../paths.py; the layout is in docs/datasets.md): the annotation files
+# keep the reference's names (its configs/train/ullava.yaml) in annotations/, and each
+# `data_prefix.img_path` is the folder of image_root that the records' image/label paths are
+# relative to (the reference's `image_dir`). No class-list files: ADE20K, COCO-Stuff, PASCAL-Part
+# and PACO-LVIS use the lists shipped in ullava/tasks/semseg/classes/ (`class_names` overrides).
+data_root = {{_base_.data_root}}
 ann = 'annotations/'
+img = 'image_root/'
 max_length = 512
 pipeline = [
     dict(type='LoadImage'),
@@ -22,36 +25,33 @@ pipeline = [
     dict(type='PackULLaVAInputs'),
 ]
 common = dict(data_root=data_root, pipeline=pipeline, portion=1.0)
-# Semantic label maps: label 0 ("other") and 255 are never prompted; pixels no prompted class
-# claims are ignored (background_id=None), as the class lists hold no background class.
-semseg = dict(type='SemanticSegDataset', task='semseg', ignore_ids=(0, 255), background_id=None,
-              **common)
+refer = dict(type='RefCOCODataset', task='res', **common)
 train_dataloader = dict(
     batch_size=16, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='ullava_collate'),
     dataset=dict(type='MixtureDataset', datasets=[
         dict(type='LLaVADataset', task='vqa', ann_file=ann + 'llava_instruct_150k.json',
-             data_prefix=dict(img_path='images/coco2017/train2017/'), **common),
-        dict(type='RefCOCODataset', task='res', ann_file=ann + 'refcoco_train.json',
-             data_prefix=dict(img_path='images/coco2014/'), **common),
-        dict(type='RefCOCODataset', task='res', ann_file=ann + 'refcoco+_train.json',
-             data_prefix=dict(img_path='images/coco2014/'), **common),
-        dict(type='RefCOCODataset', task='res', ann_file=ann + 'refcocog_train.json',
-             data_prefix=dict(img_path='images/coco2014/'), **common),
-        dict(type='RefCOCODataset', task='res', ann_file=ann + 'refclef_train.json',
-             data_prefix=dict(img_path='images/saiapr_tc-12/'), **common),
-        dict(semseg, ann_file=ann + 'ade20k.json', class_names=ann + 'ade20k_classes.json',
-             data_prefix=dict(img_path='images/ade20k/')),
-        dict(semseg, ann_file=ann + 'cocostuff.json', class_names=ann + 'cocostuff_classes.json',
-             data_prefix=dict(img_path='images/cocostuff/')),
-        dict(semseg, ann_file=ann + 'pascal_part.json',
-             class_names=ann + 'pascal_part_classes.json',
-             data_prefix=dict(img_path='images/vlpart/pascal-part/')),
-        dict(semseg, ann_file=ann + 'paco_lvis.json', class_names=ann + 'paco_lvis_classes.json',
-             data_prefix=dict(img_path='images/vlpart/paco/')),
-        dict(type='SalientDataset', task='salient', ann_file=ann + 'msra_10k.json',
-             data_prefix=dict(img_path='images/salient/'), **common),
-        dict(type='SalientDataset', task='salient', ann_file=ann + 'msra_b.json',
-             data_prefix=dict(img_path='images/salient/'), **common),
+             data_prefix=dict(img_path=img + 'coco2017/train2017/'), **common),
+        dict(refer, ann_file=ann + 'refcoco_train.json', data_prefix=dict(img_path=img + 'coco2014/')),
+        dict(refer, ann_file=ann + 'refcoco+_train.json',
+             data_prefix=dict(img_path=img + 'coco2014/')),
+        dict(refer, ann_file=ann + 'refcocog_train.json',
+             data_prefix=dict(img_path=img + 'coco2014/')),
+        dict(refer, ann_file=ann + 'refclef_train.json',
+             data_prefix=dict(img_path=img + 'saiapr_tc-12/')),
+        # label maps: ADE20K reduced (0 ignored, k -> k-1), COCO-Stuff's "-" classes ignored
+        dict(type='ADE20KDataset', task='semseg', ann_file=ann + 'ade20k.json',
+             data_prefix=dict(img_path=img + 'ade20k/'), **common),
+        dict(type='COCOStuffDataset', task='semseg', ann_file=ann + 'cocostuff.json',
+             data_prefix=dict(img_path=img), **common),
+        # object parts: polygons / RLE per class name, not label maps
+        dict(type='PartSegDataset', task='partseg', ann_file=ann + 'pascal_part.json',
+             class_names='pascal_part', data_prefix=dict(img_path=img + 'vlpart/'), **common),
+        dict(type='PartSegDataset', task='partseg', ann_file=ann + 'paco_lvis.json',
+             class_names='paco_lvis', data_prefix=dict(img_path=img + 'coco2017/'), **common),
+        dict(type='SalientDataset', task='salient', ann_file=ann + 'MSRA-10K.json',
+             data_prefix=dict(img_path=img), **common),
+        dict(type='SalientDataset', task='salient', ann_file=ann + 'MSRA-B.json',
+             data_prefix=dict(img_path=img), **common),
     ]))

@@ -1,0 +1,3 @@
+# REC on RefCOCO+ testA (unc split), u-LLaVA's refcoco+_testA.json; protocol in the base.
+_base_ = ['../../_base_/evaluation/ullava_7b_rec.py']
+test_dataloader = dict(dataset=dict(ann_file='annotations/refcoco+_testA.json'))

@@ -1,0 +1,3 @@
+# RES on RefCOCO+ val (unc split), u-LLaVA's refcoco+_val.json; protocol in the base.
+_base_ = ['../../_base_/evaluation/ullava_7b_res.py']
+test_dataloader = dict(dataset=dict(ann_file='annotations/refcoco+_val.json'))
