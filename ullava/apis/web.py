@@ -402,8 +402,8 @@ def build_app(chat: ChatDemo, examples: list[dict] | None = None):
         outputs = [chatbot, picture, box, session]
         new_chat.click(on_new_chat, [session], outputs, api_name='new_chat')
         chatbot.clear(on_new_chat, [session], outputs, api_name=False)  # its bin icon
-    # one answer at a time: the model (and a CPU) serves one generation best; the rest wait in
-    # line, and the page shows their place
+    # one answer at a time (the queue, not a lock): chat_predict sets the shared model's
+    # generation settings for its call; the others wait in line and the page shows their place
     app.queue(default_concurrency_limit=1, max_size=32)
     return app
 
