@@ -93,7 +93,7 @@ def _datasets(cfg: Config) -> list[dict]:
 
 
 def _lr_curve(cfg: Config, epoch_length: int = 100) -> list[float]:
-    """The learning rate at every iteration, from the config's schedulers as the Runner builds them."""
+    """The learning rate at every iteration, the config's schedulers built as the Runner does."""
     from ullava.registry import PARAM_SCHEDULERS
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([param], lr=cfg.optim_wrapper.optimizer.lr)

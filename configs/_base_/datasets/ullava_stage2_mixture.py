@@ -33,7 +33,8 @@ train_dataloader = dict(
     dataset=dict(type='MixtureDataset', datasets=[
         dict(type='LLaVADataset', task='vqa', ann_file=ann + 'llava_instruct_150k.json',
              data_prefix=dict(img_path=img + 'coco2017/train2017/'), **common),
-        dict(refer, ann_file=ann + 'refcoco_train.json', data_prefix=dict(img_path=img + 'coco2014/')),
+        dict(refer, ann_file=ann + 'refcoco_train.json',
+             data_prefix=dict(img_path=img + 'coco2014/')),
         dict(refer, ann_file=ann + 'refcoco+_train.json',
              data_prefix=dict(img_path=img + 'coco2014/')),
         dict(refer, ann_file=ann + 'refcocog_train.json',

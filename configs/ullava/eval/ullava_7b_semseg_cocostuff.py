@@ -9,6 +9,7 @@ model = dict(predict_protocol='teacher_forced')
 test_dataloader = dict(
     batch_size=1,  # one mask per class and image
     dataset=dict(type='COCOStuffDataset', task='semseg', data_root={{_base_.data_root}},
-                 ann_file='annotations/cocostuff_val.json', data_prefix=dict(img_path='image_root/'),
+                 ann_file='annotations/cocostuff_val.json',
+                 data_prefix=dict(img_path='image_root/'),
                  pipeline={{_base_.test_pipeline}}, test_mode=True))
 test_evaluator = dict(type='PromptSemSegMetric')
