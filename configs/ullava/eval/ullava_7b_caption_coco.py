@@ -1,7 +1,8 @@
-# COCO captions on val2017 (5,000 images, COCO's own captions_val2017.json): BLEU-1..4, METEOR,
-# ROUGE-L, CIDEr. The paper reports no captioning number; the protocol is the usual one: the
-# model generates a caption for "Give a brief description of the image." (greedy, the model's
-# generation settings) and every reference caption of the image is scored against it.
+# COCO captions on val2017 (5,000 images, COCO's own captions_val2017.json): BLEU-4, CIDEr-D
+# (and METEOR where Java is installed), the coco-caption scorers. The paper reports no
+# captioning number; the protocol is the usual one: the model generates a caption for "Give a
+# brief description of the image." (greedy, the model's generation settings) and every
+# reference caption of the image is scored against it.
 # Run: python tools/test.py THIS_CONFIG CKPT
 _base_ = ['../../_base_/datasets/ullava_7b_eval.py', '../../_base_/default_runtime.py']
 
