@@ -131,6 +131,9 @@ def test_clip_processor_is_read_from_a_clip_folder(tmp_path):
         .transform(dict(img=img))['clip_img']
     assert out.shape == (3, 24, 24)  # the folder's size, not `size`
     assert tuple(out[:, 0, 0]) == CLIP_PAD_MEAN
+    (tmp_path / 'preprocessor_config.json').unlink()
+    with pytest.raises(UserError, match='has no preprocessor_config.json'):
+        ResizeForCLIP(processor=str(tmp_path))
 
 
 # ---------------------------------------------------------------------------- 5. box frame

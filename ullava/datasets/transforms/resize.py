@@ -14,6 +14,7 @@ from mmcv.transforms import BaseTransform
 
 from ullava.registry import TRANSFORMS
 from ullava.structures import normalize_boxes
+from ullava.utils import UserError
 
 CLIP_PAD_WHITE = (255, 255, 255)  # the reference's pad colour
 CLIP_PAD_MEAN = (122, 116, 104)   # CLIP's mean colour: ullava's earlier pad, kept as an option
@@ -55,8 +56,11 @@ class ResizeForCLIP(BaseTransform):
         from transformers import CLIPImageProcessor  # the kept implementation of this resize
         if processor is not None:
             from ullava.models.language import _check_folder
-            self.processor = CLIPImageProcessor.from_pretrained(
-                str(_check_folder(processor, 'ResizeForCLIP.processor')), local_files_only=True)
+            folder = _check_folder(processor, 'ResizeForCLIP.processor')
+            if not (folder / 'preprocessor_config.json').is_file():
+                raise UserError(f'ResizeForCLIP.processor: {folder} has no '
+                                f'preprocessor_config.json (a CLIP folder as the hub ships it)')
+            self.processor = CLIPImageProcessor.from_pretrained(str(folder), local_files_only=True)
         else:
             self.processor = CLIPImageProcessor(size={'shortest_edge': size},
                                                 crop_size={'height': size, 'width': size})
