@@ -100,6 +100,8 @@ def goal_table(metrics: dict) -> tuple[str, bool]:
             all_met &= met
             lines.append(f'{key:28s} {value:9.4f} {("≥" if higher else "≤") + format(goal, ".2f"):>9s}'
                          f'  {"yes" if met else "NO"}')
-        else:
+        elif isinstance(value, (int, float)):
             lines.append(f'{key:28s} {value:9.4f}')
+        else:  # what a metric says about itself (caption/tokenizer, rec/definition)
+            lines.append(f'{key:28s} {value!s:>9}')
     return '\n'.join(lines), all_met
