@@ -25,7 +25,9 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=['ullava', 'ullava.*']),
-    package_data={'ullava': ['tasks/*/templates.json']},
+    # templates and the class lists of ADE20K / COCO-Stuff / PASCAL-Part / PACO-LVIS
+    package_data={'ullava': ['tasks/*/templates.json', 'tasks/*/classes/*.json',
+                             'tasks/*/classes/*.md']},
     install_requires=['torch>=2.6', 'torchvision', 'mmcv>=2.0.0,<2.2.0'] + requirements('runtime.txt'),
     extras_require={'tests': requirements('tests.txt')},
 )
