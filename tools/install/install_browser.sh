@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium + its WebDriver for tests/test_apis/test_web_demo.py (Debian packages).
+# Headless Chromium + its WebDriver for tests/test_apis/test_web_browser.py (Debian packages).
 # Idempotent: does nothing when /usr/bin/chromium is already there. Needs root (apt-get).
 set -euo pipefail
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
