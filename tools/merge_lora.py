@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from ullava.engine.launch import DictAction, cli_main, load_config  # noqa: E402
+from ullava.engine.launch import add_cfg_options, cli_main, load_config  # noqa: E402
 from ullava.utils import UserError  # noqa: E402
 
 
@@ -24,8 +24,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('out_checkpoint', help='merged state dict to write (.safetensors)')
     parser.add_argument('--out-config', help='where the LoRA-free config goes '
                                              '(default: OUT_CHECKPOINT with suffix .py)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys')
+    add_cfg_options(parser)
     return parser.parse_args()
 
 

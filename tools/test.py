@@ -1,7 +1,10 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CKPT [--work-dir DIR] [--show-dir DIR]``.
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CKPT [--work-dir DIR] [--show-dir DIR]
+[--out FILE.jsonl]``.
 
 Writes the final metrics to ``<work-dir>/metrics.json``; with ``--show-dir`` also one PNG per test
-sample with its prediction drawn against the ground truth.
+sample with its prediction drawn against the ground truth; with ``--out`` one JSON line per test
+sample (prompt, generated text, masks as COCO RLE, boxes, scores, image path; see
+:func:`ullava.engine.hooks.dump_predictions_hook.prediction_record`).
 """
 import argparse
 import json
@@ -11,7 +14,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from ullava.engine.launch import DictAction, build_runner, cli_main, load_config  # noqa: E402
+from ullava.engine.launch import (add_cfg_options, build_runner, cli_main,  # noqa: E402
+                                  load_config)
 from ullava.utils import UserError, maybe_init_cpu_distributed  # noqa: E402
 
 
@@ -22,8 +26,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='where metrics.json and logs go (default: work_dirs/<config>)')
     parser.add_argument('--show-dir', help='draw every test prediction against its ground truth '
                         'into this folder (one PNG per sample)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. test_dataloader.batch_size=4')
+    parser.add_argument('--out', metavar='FILE.jsonl',
+                        help='dump every prediction, one JSON line per test sample: prompt, text, '
+                             'masks (COCO RLE, counts as str), boxes (xyxy pixels), scores, '
+                             'image path')
+    add_cfg_options(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -56,6 +63,8 @@ def add_show_dir(cfg, show_dir: str) -> None:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
+    if args.out is not None and not args.out.endswith('.jsonl'):
+        raise UserError(f'--out must name a .jsonl file (one JSON line per sample), got {args.out}')
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint}')
     cfg.launcher = args.launcher
@@ -64,6 +73,9 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     if args.show_dir:
         add_show_dir(cfg, args.show_dir)
+    if args.out:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='DumpPredictionsHook', out_file=args.out)]
     maybe_init_cpu_distributed(args.launcher)
     runner = build_runner(cfg)
     metrics = to_jsonable(runner.test())
