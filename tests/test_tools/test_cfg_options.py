@@ -92,7 +92,7 @@ def test_the_env_variable_is_what_moves_the_paths(config, monkeypatch):
 
 
 def test_demo_config_refuses_its_variables(demo_env):
-    with pytest.raises(UserError, match="'data_root' is a variable .* ULLAVA_DEMO_DATA"):
+    with pytest.raises(UserError, match=r"'data_root' is a variable .* \(ULLAVA_DEMO_DATA\)"):
         load_config(ROOT / 'configs/demo/ullava_tiny_demo.py', {'data_root': '/x/'})
 
 
