@@ -1,11 +1,13 @@
-"""Export a trained checkpoint as a self-contained HF-style folder.
+"""Export a trained checkpoint as a folder that ullava and Hugging Face both load.
 
 ``python tools/export_hf.py CONFIG CKPT OUT_DIR [--cfg-options k=v ...]``
 
 CKPT is a ``tools/train.py`` checkpoint (or a plain ``.safetensors`` state dict). OUT_DIR gets
-``model.safetensors`` (LoRA merged into the LLM), ``config.json`` (the model config),
-``tokenizer/`` and a ``README.md`` model card; load it with
-``ullava.models.hub.from_pretrained(OUT_DIR)``.
+``model.safetensors`` (LoRA merged into the LLM), ``config.json`` (a Hugging Face config holding
+the model section of CONFIG), the ``trust_remote_code`` files ``configuration_ullava.py`` /
+``modeling_ullava.py``, ``tokenizer/`` and a ``README.md`` model card. Load it with
+``transformers.AutoModelForCausalLM.from_pretrained(OUT_DIR, trust_remote_code=True)`` (or
+``AutoModel``), or ``ullava.models.hub.from_pretrained(OUT_DIR)``.
 """
 import argparse
 import os.path as osp
@@ -13,7 +15,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from ullava.engine.launch import DictAction, cli_main, load_config  # noqa: E402
+from ullava.engine.launch import add_cfg_options, cli_main, load_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -21,8 +23,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='the config the checkpoint was trained with')
     parser.add_argument('checkpoint', help='checkpoint file (tools/train.py .pth or .safetensors)')
     parser.add_argument('out_dir', help='folder to write')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. model.box_source=mask')
+    add_cfg_options(parser)
     return parser.parse_args()
 
 

@@ -1,16 +1,21 @@
-"""Self-contained model folders: ``save_pretrained`` / ``from_pretrained``, and LoRA merging.
+"""Self-contained model folders that ullava and Hugging Face both load, and LoRA merging.
 
 A folder written by :func:`save_pretrained` holds
 
 * ``model.safetensors`` -- the full ullava state dict (LoRA merged into the LLM first);
-* ``config.json`` -- the ``model`` section of the MMEngine config, made self-contained: no
+* ``config.json`` -- a Hugging Face config (:class:`ULLaVAConfig`, ``model_type='ullava'``) whose
+  ``ullava_model`` is the ``model`` section of the MMEngine config, made self-contained: no
   ``lora``, the tokenizer pointing at ``tokenizer/`` (relative to the folder), ``pretrained``
   folders of the LLM and the vision tower replaced by their HF configs, and no SAM checkpoint
-  path (every weight is in ``model.safetensors``);
+  path (every weight is in ``model.safetensors``); its ``auto_map`` names the two files below;
+* ``configuration_ullava.py`` / ``modeling_ullava.py`` -- the ``trust_remote_code`` files: they
+  import :class:`ULLaVAConfig` / :class:`ULLaVAForCausalLM` from the installed ullava package;
 * ``tokenizer/`` -- the tokenizer with ullava's special tokens;
 * ``README.md`` -- a short model card.
 
-:func:`from_pretrained` rebuilds the model from ``config.json`` and loads the weights strictly.
+:func:`from_pretrained` rebuilds the ullava model from ``config.json`` and loads the weights
+strictly; ``transformers.AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)``
+(or ``AutoModel``) gives the same model wrapped in :class:`ULLaVAForCausalLM`.
 """
 from __future__ import annotations
 
@@ -23,12 +28,18 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, PretrainedConfig,
+                          PreTrainedModel)
 
 from ullava.utils import UserError
 
 WEIGHTS_NAME = 'model.safetensors'
 CONFIG_NAME = 'config.json'
 TOKENIZER_DIR = 'tokenizer'
+# the trust_remote_code files of an export: (module file, class) per Auto class
+REMOTE_CODE = {'AutoConfig': ('configuration_ullava', 'ULLaVAConfig'),
+               'AutoModel': ('modeling_ullava', 'ULLaVAForCausalLM'),
+               'AutoModelForCausalLM': ('modeling_ullava', 'ULLaVAForCausalLM')}
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -217,17 +228,36 @@ def model_card(model: nn.Module, cfg: Mapping) -> str:
     lines += ['', '## Parameters', '', '| module | parameters |', '|---|---:|']
     lines += [f'| {name} | {n:,} |' for name, n in rows]
     lines += [f'| total | {sum(n for _, n in rows):,} |', '',
-              '## Load', '', '```python',
+              '## Load', '',
+              'With ullava installed (`pip install -e .` in a ullava checkout), either of:', '',
+              '```python',
+              'from transformers import AutoModelForCausalLM  # or AutoModel',
+              'model = AutoModelForCausalLM.from_pretrained("PATH/TO/THIS/FOLDER", '
+              'trust_remote_code=True)',
+              'model.model  # the ullava.models.ULLaVA itself (eval mode, strict weights)',
+              '',
               'from ullava.models.hub import from_pretrained',
-              'model = from_pretrained("PATH/TO/THIS/FOLDER")  # eval mode, strict weights',
+              'model = from_pretrained("PATH/TO/THIS/FOLDER")  # the ULLaVA directly',
               '```', '',
-              f'`{CONFIG_NAME}` is the model section of the ullava config, `{WEIGHTS_NAME}` the '
-              f'full state dict (any LoRA adapter merged), `{TOKENIZER_DIR}/` the tokenizer with '
-              f'ullava\'s special tokens.', '']
+              '`trust_remote_code=True` runs `configuration_ullava.py` and `modeling_ullava.py` of '
+              'this folder: each only imports its class from the installed ullava package, which '
+              'builds the model from `config.json` and loads the weights strictly. '
+              '`model(inputs, data_samples, mode="predict")` is the MMEngine forward of ullava '
+              '(see `ullava.apis.ULLaVAInferencer` for images and prompts).', '',
+              f'`{CONFIG_NAME}` holds the model section of the ullava config under `ullava_model`, '
+              f'`{WEIGHTS_NAME}` the full state dict (any LoRA adapter merged), `{TOKENIZER_DIR}/` '
+              f'the tokenizer with ullava\'s special tokens.', '']
     return '\n'.join(lines)
 
 
 # ---------------------------------------------------------------------------- save / load
+def _remote_code(cls_name: str) -> str:
+    """A ``trust_remote_code`` file of an export: it imports its class from installed ullava."""
+    return (f'"""{cls_name} of a ullava export (``trust_remote_code=True``). The class lives in the\n'
+            f'installed ullava package (``pip install -e .`` in a ullava checkout)."""\n'
+            f'from ullava.models.hub import {cls_name}\n\n__all__ = [{cls_name!r}]\n')
+
+
 def save_pretrained(model: nn.Module, cfg: Any, out_dir: str | os.PathLike) -> Path:
     """Write ``model`` as a self-contained folder (see the module docstring).
 
@@ -248,28 +278,135 @@ def save_pretrained(model: nn.Module, cfg: Any, out_dir: str | os.PathLike) -> P
     model.tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
     save_state_safetensors(model.state_dict(), out / WEIGHTS_NAME,
                            metadata={'lora_merged': str(merged)})
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + '\n')
+    hf_config = ULLaVAConfig(ullava_model=config, architectures=[ULLaVAForCausalLM.__name__],
+                             auto_map={auto: f'{module}.{name}'
+                                       for auto, (module, name) in REMOTE_CODE.items()})
+    hf_config.to_json_file(str(out / CONFIG_NAME))
+    for module, name in set(REMOTE_CODE.values()):
+        (out / f'{module}.py').write_text(_remote_code(name))
     (out / 'README.md').write_text(model_card(model, config))
     return out
 
 
-def from_pretrained(folder: str | os.PathLike) -> nn.Module:
-    """Rebuild a model saved by :func:`save_pretrained`; weights loaded strictly; eval mode."""
-    from safetensors.torch import load_file
-
+def build_exported_model(model_cfg: Mapping, folder: str | os.PathLike) -> nn.Module:
+    """Build the model of an export's ``ullava_model`` (its tokenizer path is relative to
+    ``folder``); the weights are as built, not loaded."""
     from ullava.registry import MODELS
+    cfg = copy.deepcopy(dict(model_cfg))
+    tok = dict(cfg.get('tokenizer') or {})
+    if tok.get('path') is not None and not Path(tok['path']).is_absolute():
+        tok['path'] = str((Path(folder) / tok['path']).resolve())
+    cfg['tokenizer'] = tok
+    return MODELS.build(cfg)
+
+
+def _read_folder(folder: str | os.PathLike) -> tuple[dict, Path]:
+    """The ``config.json`` dict and the weights file of an export; a clear error if either is
+    missing."""
     folder = Path(folder)
     config_file, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     for f in (config_file, weights):
         if not f.is_file():
             raise UserError(f'{folder} is not a ullava model folder: {f.name} not found')
     try:
-        cfg = json.loads(config_file.read_text())
+        return json.loads(config_file.read_text()), weights
     except ValueError as err:
         raise UserError(f'{config_file}: not valid JSON ({err})') from None
-    tok = cfg.get('tokenizer', {})
-    if tok.get('path') is not None and not Path(tok['path']).is_absolute():
-        tok['path'] = str((folder / tok['path']).resolve())
-    model = MODELS.build(cfg)
+
+
+def from_pretrained(folder: str | os.PathLike) -> nn.Module:
+    """Rebuild a model saved by :func:`save_pretrained`; weights loaded strictly; eval mode."""
+    from safetensors.torch import load_file
+    config, weights = _read_folder(folder)
+    # folders exported before config.json became a Hugging Face config hold the model dict itself
+    model = build_exported_model(config.get('ullava_model', config), folder)
     load_state_strict(model, load_file(str(weights)), str(weights))
     return model.eval()
+
+
+# ---------------------------------------------------------------------------- Hugging Face
+class ULLaVAConfig(PretrainedConfig):
+    """The Hugging Face config of an exported folder (``model_type='ullava'``).
+
+    Args:
+        ullava_model: the ``model`` section of the ullava (MMEngine) config, self-contained
+            (:func:`exportable_model_cfg`); :class:`ULLaVAForCausalLM` builds it.
+    """
+
+    model_type = 'ullava'
+
+    def __init__(self, ullava_model: dict | None = None, **kwargs) -> None:
+        self.ullava_model = dict(ullava_model or {})
+        # the LLM inside ties its own embeddings (or not); nothing is tied at this level
+        kwargs['tie_word_embeddings'] = False
+        super().__init__(**kwargs)
+
+
+class ULLaVAForCausalLM(PreTrainedModel):
+    """A ullava model as a transformers ``PreTrainedModel``: what ``AutoModelForCausalLM`` /
+    ``AutoModel`` return for an export.
+
+    ``model`` is the :class:`~ullava.models.ULLaVA` itself, and ``forward`` is its MMEngine
+    forward (``inputs`` as its data preprocessor makes them, ``data_samples``, ``mode``).
+    """
+
+    config_class = ULLaVAConfig
+    base_model_prefix = 'model'
+
+    def __init__(self, config: ULLaVAConfig) -> None:
+        super().__init__(config)
+        if not config.ullava_model:
+            raise UserError('ULLaVAConfig.ullava_model is empty: load a folder written by '
+                            'tools/export_hf.py')
+        self.model = build_exported_model(config.ullava_model, config.name_or_path or '.')
+        self.post_init()
+
+    def init_weights(self) -> None:
+        """Nothing to do: the ullava model is initialised as it is built and
+        :meth:`from_pretrained` loads every weight; transformers' re-initialisation of all the
+        LLM's weights would only cost time."""
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.llm.get_input_embeddings()
+
+    def forward(self, inputs: dict, data_samples: list | None = None, mode: str = 'predict'):
+        return self.model(inputs, data_samples, mode=mode)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args,
+                        config: ULLaVAConfig | None = None, dtype=None, device_map=None,
+                        **kwargs) -> 'ULLaVAForCausalLM':
+        """Load an exported (local) folder: weights strictly, eval mode.
+
+        ``dtype`` / ``torch_dtype`` and a single-device ``device_map`` ('cpu', 'cuda:0') are
+        honoured; the Hub's download options are accepted and unused. The weights load through
+        ullava's strict loader, not transformers': transformers 5 builds a model on the meta
+        device and re-creates only the buffers it knows, which would lose SAM's and the data
+        preprocessor's.
+        """
+        from safetensors.torch import load_file
+        folder = Path(pretrained_model_name_or_path)
+        _, weights = _read_folder(folder)
+        if config is None:
+            config = cls.config_class.from_pretrained(str(folder))
+        config.name_or_path = str(folder)
+        model = cls(config)
+        load_state_strict(model.model, load_file(str(weights)), str(weights))
+        dtype = dtype if dtype is not None else kwargs.get('torch_dtype')
+        if isinstance(dtype, str) and dtype != 'auto':
+            dtype = getattr(torch, dtype)
+        if isinstance(dtype, torch.dtype):
+            model.to(dtype)
+        if isinstance(device_map, (str, torch.device)):
+            model.to(device_map)
+        return model.eval()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Write the folder as :func:`save_pretrained` does (transformers' own would prefix every
+        weight name with ``model.`` and copy this module's source into the folder)."""
+        save_pretrained(self.model, self.config.ullava_model, save_directory)
+
+
+AutoConfig.register(ULLaVAConfig.model_type, ULLaVAConfig, exist_ok=True)
+for _auto in (AutoModel, AutoModelForCausalLM):
+    _auto.register(ULLaVAConfig, ULLaVAForCausalLM, exist_ok=True)
