@@ -3,14 +3,17 @@ import os
 import sys
 from pathlib import Path
 
-# Bitwise-reproducible MKL (its conditional numerical reproducibility mode), set before torch
-# loads MKL and inherited by the tools the tests start: without it MKL picks kernels by memory
-# alignment, and runs the tests compare to the last bit (resume, save/load, export) can differ
-# in the last bits. It costs ~25 % of matmul speed (bench/bench_model.py: 128 -> 165 ms a step).
+# The suite compares outputs to the last bit (save/load, export, LoRA merge, resume), so it runs
+# as `randomness.deterministic=True` runs do (ullava/utils/reproducibility.py): MKL in its
+# reproducible mode, set before torch loads MKL and inherited by the tools the tests start (it
+# costs ~25 % of matmul speed: bench/bench_model.py 128 -> 165 ms a step), and deterministic
+# kernels (the CPU backward of an integer index otherwise adds with atomics in thread order).
 os.environ.setdefault('MKL_CBWR', 'COMPATIBLE')
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+torch.use_deterministic_algorithms(True)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

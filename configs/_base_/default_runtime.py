@@ -1,7 +1,9 @@
 default_scope = 'ullava'
 
+# num_threads: a fixed intra-op thread count for bitwise-reproducible runs (with
+# randomness.deterministic; recorded in checkpoints and compared on resume). None: torch's default.
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
+               dist_cfg=dict(backend='nccl'), num_threads=None)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
