@@ -414,12 +414,16 @@ def cli_main(main: Callable[[], Any]) -> Callable[[], None]:
         startup = StartupLog.start()
         try:
             main()
-            startup.release()
         except Exception as err:  # noqa: BLE001 - we re-raise whatever is not a user mistake
             message = _as_user_error(err)
             if message is None or os.environ.get('ULLAVA_DEBUG') == '1':
+                startup.release()  # a bug: what led to it, then the traceback
                 raise
+            startup.release(replay=False)  # the runner's log file has it all
             sys.stdout.flush()
             print(f'error: {message}', file=sys.stderr)
             sys.exit(2)
+        finally:
+            startup.release()  # idempotent; also un-holds the console after argparse's exit
+            StartupLog._current = None
     return wrapper
