@@ -382,6 +382,9 @@ def build_runner(cfg: Config, startup: StartupLog | None = None):
     from ullava.engine.hooks import RandomStateHook
     from ullava.utils.reproducibility import finish_deterministic, prepare_deterministic
     prepare_deterministic(cfg)  # before the model is built: MKL's mode is fixed at its first call
+    if issubclass(runner_cls, FlexibleRunner) and isinstance(cfg.get('env_cfg'), dict):
+        # ullava's own key, read just above; a strategy's _setup_env takes only its own keys
+        cfg.env_cfg.pop('num_threads', None)
     runner = runner_cls.from_cfg(cfg)
     finish_deterministic(cfg)
     runner.register_hook(RandomStateHook())  # exact resume needs no config
