@@ -8,3 +8,7 @@ _base_ = ['../_base_/datasets/ullava_stage1_cc3m_tgif.py',
 model = dict(trainable=['^projector'], mask_head=None, box_head=None)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 train_dataloader = dict(batch_size=48)
+# One checkpoint per epoch, named epoch_<n>.pth (stage II's load_from names epoch_1.pth), with
+# the trainable weights only: the frozen LLM, CLIP and SAM are the pretrained folders already.
+default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1))
+custom_hooks = [dict(type='TrainableCheckpointHook')]

@@ -19,3 +19,6 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
 train_dataloader = dict(batch_size=16)
 # the stage I checkpoint (its projector); missing head weights come from SAM / random init
 load_from = 'work_dirs/ullava_7b_stage1_cc3m_tgif/epoch_1.pth'
+# one checkpoint per epoch (epoch_<n>.pth), trainable weights only (the towers are frozen)
+default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1))
+custom_hooks = [dict(type='TrainableCheckpointHook')]
