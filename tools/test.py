@@ -14,8 +14,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from ullava.engine.launch import (add_cfg_options, build_runner, cli_main,  # noqa: E402
-                                  load_config)
+from ullava.engine.launch import (StartupLog, add_cfg_options, build_runner,  # noqa: E402
+                                  cli_main, load_config)
 from ullava.utils import UserError, maybe_init_cpu_distributed  # noqa: E402
 
 
@@ -62,6 +62,7 @@ def add_show_dir(cfg, show_dir: str) -> None:
 @cli_main
 def main() -> None:
     args = parse_args()
+    StartupLog.start()  # nothing on the console until the run starts: an error comes first
     cfg = load_config(args.config, args.cfg_options)
     if args.out is not None and not args.out.endswith('.jsonl'):
         raise UserError(f'--out must name a .jsonl file (one JSON line per sample), got {args.out}')

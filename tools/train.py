@@ -11,8 +11,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from ullava.engine.launch import (add_cfg_options, apply_amp, build_runner,  # noqa: E402
-                                  cli_main, load_config)
+from ullava.engine.launch import (StartupLog, add_cfg_options, apply_amp,  # noqa: E402
+                                  build_runner, cli_main, load_config)
 from ullava.utils import UserError, mark_work_dir, maybe_init_cpu_distributed  # noqa: E402
 
 
@@ -50,6 +50,7 @@ def add_tensorboard(cfg) -> None:
 @cli_main
 def main() -> None:
     args = parse_args()
+    StartupLog.start()  # nothing on the console until the run starts: an error comes first
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(

@@ -71,7 +71,7 @@ def test_cli_main_prints_the_error_first_and_unholds_the_console(logger, capsys)
 
     @cli_main
     def tool():
-        StartupLog.current().hold(log)
+        StartupLog.start().hold(log)
         log.info('start-up chatter')
         raise UserError('bad record')
 

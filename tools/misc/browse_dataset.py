@@ -85,7 +85,7 @@ def main() -> None:
     args = parse_args()
     from mmengine.registry import init_default_scope
 
-    from ullava.engine.hooks.visualization_hook import ULLaVAVisualizationHook
+    from ullava.engine.hooks.visualization_hook import sample_canvas
     from ullava.models.language import build_tokenizer
     from ullava.registry import DATASETS
     from ullava.utils import install_compat
@@ -103,7 +103,7 @@ def main() -> None:
     for n, packed in enumerate(pick(dataset, args.max)):
         sample, inputs = packed['data_samples'], packed['inputs']
         meta = sample.metainfo
-        image = ULLaVAVisualizationHook._canvas(meta)
+        image = sample_canvas(meta)
         if image is None:  # a text-only sample: its conversation alone
             image = np.full((64, 256, 3), 255, np.uint8)
         stem = osp.splitext(osp.basename(meta.get('img_path') or meta.get('video_path')

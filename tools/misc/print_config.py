@@ -27,8 +27,9 @@ def parse_args() -> argparse.Namespace:
 @cli_main
 def main() -> None:
     args = parse_args()
+    startup = StartupLog.start()  # stdout stays the config alone, or empty on an error
     cfg = load_config(args.config, args.cfg_options)
-    StartupLog.current().release(replay=False)  # MMEngine's "Using env variable" line: below
+    startup.release(replay=False)  # MMEngine's "Using env variable" line: on stderr below
     for name, value in cfg.env_variables.items():
         print(f'environment variable {name}={value}', file=sys.stderr)
     print(cfg.pretty_text)

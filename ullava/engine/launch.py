@@ -263,8 +263,9 @@ class StartupLog:
     """Holds the console output of a tool's start-up (config read, runner and datasets built)
     until its work starts, so that a mistake found there is the FIRST thing a user reads.
 
-    :func:`cli_main` starts one for every tool (:meth:`current`) and releases it when the tool
-    ends well; :func:`build_runner` releases it when the run starts.
+    A tool starts one first thing (:meth:`start`, then :meth:`current`); :func:`build_runner`
+    releases it when the run starts, :func:`cli_main` when the tool ends (dropping what was held
+    on a user error).
 
     MMEngine prints the environment, the whole config (hundreds of lines), the parameter table
     and the hooks while it builds a runner; a bad config or record is found after that. Held
@@ -405,28 +406,35 @@ def _as_user_error(err: BaseException) -> str | None:
     return None
 
 
+def _end_startup(replay: bool) -> None:
+    """Release the tool's :class:`StartupLog`, if it started one."""
+    startup = StartupLog.current()
+    if startup is not None:
+        startup.release(replay)
+        StartupLog._current = None
+
+
 def cli_main(main: Callable[[], Any]) -> Callable[[], None]:
-    """Run a tool's main(); user mistakes end as one 'error:' line and exit code 2, the first
-    line the tool prints (its log is held until then, see :class:`StartupLog`).
+    """Run a tool's main(); user mistakes end as one 'error:' line and exit code 2. A tool
+    that calls :meth:`StartupLog.start` first has that line as the first thing it prints: its
+    log is held until the run starts, and dropped from the console on an error.
 
     Set ULLAVA_DEBUG=1 to see the full traceback instead.
     """
     @functools.wraps(main)
     def wrapper() -> None:
         quiet_deepspeed()
-        startup = StartupLog.start()
         try:
             main()
         except Exception as err:  # noqa: BLE001 - we re-raise whatever is not a user mistake
             message = _as_user_error(err)
             if message is None or os.environ.get('ULLAVA_DEBUG') == '1':
-                startup.release()  # a bug: what led to it, then the traceback
+                _end_startup(replay=True)  # a bug: what led to it, then the traceback
                 raise
-            startup.release(replay=False)  # the runner's log file has it all
+            _end_startup(replay=False)  # the runner's log file has it all
             sys.stdout.flush()
             print(f'error: {message}', file=sys.stderr)
             sys.exit(2)
         finally:
-            startup.release()  # idempotent; also un-holds the console after argparse's exit
-            StartupLog._current = None
+            _end_startup(replay=True)  # after a normal end, or argparse's exit
     return wrapper

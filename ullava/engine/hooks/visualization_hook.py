@@ -9,6 +9,17 @@ from mmengine.hooks import Hook
 from ullava.registry import HOOKS
 
 
+def sample_canvas(meta: dict) -> np.ndarray | None:
+    """A sample's image, or its clip's first frame, RGB uint8; None for text-only."""
+    # imported here: every tool imports ullava.engine first; keep that light and cycle-free
+    from ullava.datasets.transforms.loading import LoadVideo, read_image
+    if meta.get('img_path'):
+        return read_image(meta['img_path'], meta, 'img_path')
+    if meta.get('video_path'):
+        return LoadVideo(num_frames=1).transform(dict(meta))['frames'][0]
+    return None
+
+
 @HOOKS.register_module()
 class ULLaVAVisualizationHook(Hook):
     """After each test iteration, draw each sample through :class:`ULLaVAVisualizer` into
@@ -38,20 +49,9 @@ class ULLaVAVisualizationHook(Hook):
             else ULLaVAVisualizer.get_instance('ullava_show_dir')
         self._prefix = f'rank{runner.rank}_' if runner.world_size > 1 else ''  # no collisions
 
-    @staticmethod
-    def _canvas(meta: dict) -> np.ndarray | None:
-        """The sample's image, or its clip's first frame, RGB uint8; None for text-only."""
-        # imported here: every tool imports ullava.engine first; keep that light and cycle-free
-        from ullava.datasets.transforms.loading import LoadVideo, read_image
-        if meta.get('img_path'):
-            return read_image(meta['img_path'], meta, 'img_path')
-        if meta.get('video_path'):
-            return LoadVideo(num_frames=1).transform(dict(meta))['frames'][0]
-        return None
-
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         for sample in outputs or []:
-            image = self._canvas(sample.metainfo)
+            image = sample_canvas(sample.metainfo)
             if image is None:
                 continue
             meta = sample.metainfo
