@@ -48,7 +48,7 @@ def test_full_size_model_is_u_llava_7b():
 
     def count(module):
         return sum(p.numel() for p in module.parameters())
-    assert count(model.llm) == 6_738_505_728          # LLaMA-7B with 32,000 + 13 tokens
+    assert count(model.llm) == 6_738_505_728          # LLaMA-7B with 32,000 + 11 added tokens
     assert count(model.vision_tower) == 303_179_776   # CLIP ViT-L/14 vision tower
     assert count(model.mask_head.image_encoder) == 637_026_048  # SAM ViT-H
     assert model.image_tokens == 256 and model.mask_head.image_size == 1024
