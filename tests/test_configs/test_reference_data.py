@@ -29,9 +29,7 @@ EXPECTED = {
         'refcoco_val', 'refcoco_testA', 'refcoco_testB', 'refcoco+_val', 'refcoco+_testA',
         'refcoco+_testB', 'refcocog_val', 'refcocog_test')},
 }
-KNOWN_GAPS = {  # reader gaps found by this test, owned elsewhere; strict: a fix shows up here
-    'tgif_llava.json': "LLaVADataset does not read TGIF's \"gif\" field (the video is dropped)",
-}
+KNOWN_GAPS: dict = {}  # reader gaps found by this test: {file: reason}, strict xfail
 
 
 def datasets_of(cfg: Config) -> list[dict]:
