@@ -7,7 +7,7 @@ data_root = {{_base_.data_root}}
 test_pipeline = [
     dict(type='LoadImage'),
     dict(type='LoadMasks'),
-    dict(type='ResizeForCLIP', size={{_base_.clip_size}}),
+    dict(type='ResizeForCLIP', size={{_base_.clip_size}}, processor={{_base_.clip_path}}),
     dict(type='ResizeForSAM', size={{_base_.sam_size}}),
     # no max_length: an evaluation answer must never be cut
     dict(type='TokenizeConversation', tokenizer={{_base_.tokenizer}}, template='conv_sep2',

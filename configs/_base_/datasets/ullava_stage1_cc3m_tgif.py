@@ -14,7 +14,9 @@ max_length = 1024
 pipeline = [
     dict(type='LoadImage'),
     dict(type='LoadVideo', num_frames={{_base_.num_frames}}),
-    dict(type='ResizeForCLIP', size={{_base_.clip_size}}),
+    # the reference's stage I does not pad (aspect_ratio None): the CLIP processor alone
+    dict(type='ResizeForCLIP', size={{_base_.clip_size}}, processor={{_base_.clip_path}},
+         pad=False),
     dict(type='TokenizeConversation', tokenizer={{_base_.tokenizer}}, template='conv_simple',
          image_token_len={{_base_.image_token_len}}, video_token_len={{_base_.video_token_len}},
          max_length=max_length),

@@ -17,7 +17,7 @@ pipeline = [
     dict(type='LoadImage'),
     dict(type='LoadVideo', num_frames={{_base_.num_frames}}),
     dict(type='LoadMasks'),
-    dict(type='ResizeForCLIP', size={{_base_.clip_size}}),
+    dict(type='ResizeForCLIP', size={{_base_.clip_size}}, processor={{_base_.clip_path}}),
     dict(type='ResizeForSAM', size={{_base_.sam_size}}),
     dict(type='TokenizeConversation', tokenizer={{_base_.tokenizer}}, template='conv_sep2',
          image_token_len={{_base_.image_token_len}}, video_token_len={{_base_.video_token_len}},

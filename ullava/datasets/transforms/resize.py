@@ -49,10 +49,12 @@ class ResizeForCLIP(BaseTransform):
             ``size`` (the tiny / demo configs).
         pad_value: the pad colour; white as the reference, ``CLIP_PAD_MEAN`` for ullava's earlier
             mean-colour pad.
+        pad: pad to a square first (the reference's ``aspect_ratio: 'pad'``, every stage-II and
+            evaluation config); False: the processor alone, as the reference's stage I.
     """
 
     def __init__(self, size: int = 224, processor: str | None = None,
-                 pad_value: Sequence[int] = CLIP_PAD_WHITE) -> None:
+                 pad_value: Sequence[int] = CLIP_PAD_WHITE, pad: bool = True) -> None:
         from transformers import CLIPImageProcessor  # the kept implementation of this resize
         if processor is not None:
             from ullava.models.language import _check_folder
@@ -65,10 +67,12 @@ class ResizeForCLIP(BaseTransform):
             self.processor = CLIPImageProcessor(size={'shortest_edge': size},
                                                 crop_size={'height': size, 'width': size})
         self.pad_value = tuple(pad_value)
+        self.pad = pad
 
     def _one(self, img: np.ndarray) -> np.ndarray:
-        out = self.processor.preprocess(pad_to_square(img, self.pad_value), do_rescale=False,
-                                        do_normalize=False, return_tensors='np')
+        square = pad_to_square(img, self.pad_value) if self.pad else img
+        out = self.processor.preprocess(square, do_rescale=False, do_normalize=False,
+                                        return_tensors='np')
         pixels = np.asarray(out['pixel_values'][0])  # [3,s,s], uint8 values (PIL resized)
         return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
