@@ -253,8 +253,8 @@ def model_card(model: nn.Module, cfg: Mapping) -> str:
 # ---------------------------------------------------------------------------- save / load
 def _remote_code(cls_name: str) -> str:
     """A ``trust_remote_code`` file of an export: it imports its class from installed ullava."""
-    return (f'"""{cls_name} of a ullava export (``trust_remote_code=True``). The class lives in the\n'
-            f'installed ullava package (``pip install -e .`` in a ullava checkout)."""\n'
+    return (f'"""{cls_name} of a ullava export (``trust_remote_code=True``). The class lives\n'
+            f'in the installed ullava package (``pip install -e .`` in a ullava checkout)."""\n'
             f'from ullava.models.hub import {cls_name}\n\n__all__ = [{cls_name!r}]\n')
 
 

@@ -42,7 +42,8 @@ def prediction_record(sample) -> dict:
         mask_scores = (probs * masks).flatten(1).sum(1) / area.clamp(min=1)
     return dict(task=meta.get('task'), img_path=meta.get('img_path'),
                 video_path=meta.get('video_path'), prompt=meta.get('prompt'),
-                text=sample.get('pred_text'), masks=_rles(masks), mask_scores=_floats(mask_scores, 4),
+                text=sample.get('pred_text'), masks=_rles(masks),
+                mask_scores=_floats(mask_scores, 4),
                 boxes=_floats(sample.get('pred_boxes'), 2),
                 scores=_floats(sample.get('pred_box_scores'), 4))
 
