@@ -41,11 +41,13 @@ train_dataloader = dict(
              data_prefix=dict(img_path=img + 'coco2014/')),
         dict(refer, ann_file=ann + 'refclef_train.json',
              data_prefix=dict(img_path=img + 'saiapr_tc-12/')),
-        # label maps: ADE20K reduced (0 ignored, k -> k-1), COCO-Stuff's "-" classes ignored
+        # label maps: ADE20K reduced (0 ignored, k -> k-1), COCO-Stuff's "-" classes ignored;
+        # the reference's conversation: up to 3 classes a sample, one turn each ([SEG] + [LOC])
         dict(type='ADE20KDataset', task='semseg', ann_file=ann + 'ade20k.json',
+             one_turn_per_class=True, max_prompts=3,
              data_prefix=dict(img_path=img + 'ade20k/'), **common),
         dict(type='COCOStuffDataset', task='semseg', ann_file=ann + 'cocostuff.json',
-             data_prefix=dict(img_path=img), **common),
+             one_turn_per_class=True, max_prompts=3, data_prefix=dict(img_path=img), **common),
         # object parts: polygons / RLE per class name, not label maps
         dict(type='PartSegDataset', task='partseg', ann_file=ann + 'pascal_part.json',
              class_names='pascal_part', data_prefix=dict(img_path=img + 'vlpart/'), **common),
