@@ -45,3 +45,8 @@ PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDUL
                             locations=['ullava.engine'])
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, locations=['ullava.visualization'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, locations=['ullava.visualization'])
+# The model's heads (``ULLaVA(heads=dict(name=dict(type=...)))``). A root of its own, not a child
+# of MMEngine's MODELS: MODELS already has the child of scope 'ullava' (above), and MMEngine
+# resolves a build under ``default_scope='ullava'`` to that child, so a second 'ullava' child
+# would never be searched. Plugins add theirs with ``@HEADS.register_module()``.
+HEADS = Registry('head', scope='ullava', locations=['ullava.models.heads'])

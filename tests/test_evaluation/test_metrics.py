@@ -59,8 +59,20 @@ def test_res_metric_all_empty_is_perfect():
 
 def test_res_metric_shape_mismatch():
     with pytest.raises(ValueError, match='RESMetric'):
-        RESMetric().process({}, [dict(pred_masks=torch.zeros(2, 2, 2, dtype=torch.bool),
+        RESMetric().process({}, [dict(pred_masks=torch.zeros(1, 3, 2, dtype=torch.bool),
                                       gt_masks=torch.zeros(1, 2, 2, dtype=torch.bool))])
+
+
+def test_res_metric_matches_masks_in_order_missing_is_a_miss_extra_is_reported():
+    """The k-th predicted mask answers the k-th target; none is padded or cut by the model."""
+    full, empty = _masks([[1, 1], [1, 1]]), _masks([[0, 0], [0, 0]])
+    two_targets = torch.cat([full, full])
+    missing = dict(pred_masks=full, gt_masks=two_targets)           # IoUs 1, 0 (missed)
+    extra = dict(pred_masks=torch.cat([full, full, empty]), gt_masks=full)  # IoU 1, 2 extra
+    none = dict(gt_masks=full)                                        # no mask head: a miss
+    out = _run(RESMetric(), [missing, extra, none])
+    assert out['gIoU'] == pytest.approx(2 / 4) and out['cIoU'] == pytest.approx(8 / 16)
+    assert out['num_extra_masks'] == 2
 
 
 # ----------------------------------------------------------------------------- REC
@@ -117,7 +129,19 @@ def test_rec_metric_perfect_without_scores():
              ori_shape=(8, 8))
     out = _run(RECMetric(), [s, s])
     assert out == {'Acc@0.5': 1.0, 'mIoU': 1.0, 'bbox_AP': 1.0, 'bbox_AP50': 1.0,
-                   'definition': 'reference'}
+                   'num_extra_boxes': 0, 'definition': 'reference'}
+
+
+def test_rec_metric_missing_box_is_a_miss_extra_boxes_are_false_positives():
+    box = torch.tensor([[1., 1, 5, 5]])
+    two = dict(pred_boxes=box, gt_boxes=torch.cat([box, box + 2]), ori_shape=(8, 8))  # 1 missing
+    out = _run(RECMetric(), [two])
+    assert out['Acc@0.5'] == 0.5 and out['mIoU'] == 0.5 and out['num_extra_boxes'] == 0
+    extra = dict(pred_boxes=torch.cat([box, box]), pred_box_scores=torch.tensor([.9, .95]),
+                 gt_boxes=box, ori_shape=(8, 8))
+    out = _run(RECMetric(), [extra])
+    assert out['Acc@0.5'] == 1.0 and out['num_extra_boxes'] == 1
+    assert out['bbox_AP50'] < 1.0  # the extra box ranks first and is a false positive
     with pytest.raises(ValueError, match='definition must be one of'):
         RECMetric(definition='clipped')
 
@@ -252,4 +276,4 @@ def test_registry_and_evaluator_pipeline():
     out = evaluator.evaluate(1)
     assert out == pytest.approx({'cIoU': .5, 'gIoU': .5, 'prec@0.5': 1.0, 'prec@0.6': 0.0,
                                  'prec@0.7': 0.0, 'prec@0.8': 0.0, 'prec@0.9': 0.0,
-                                 'accuracy': 1.0, 'exact_match': 1.0})
+                                 'num_extra_masks': 0, 'accuracy': 1.0, 'exact_match': 1.0})

@@ -17,7 +17,6 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from ullava.models.tokens import SEG
 from ullava.utils import UserError
 from ullava.visualization import overlay, save_png
 
@@ -121,16 +120,18 @@ def read_first_frame(path: str | os.PathLike, name: str | None = None,
 
 def predict(inferencer, prompt: str, image: np.ndarray | None = None,
             video: str | os.PathLike | None = None) -> dict:
-    """The inferencer's result with ``masks`` cut to one per ``[SEG]`` of the answer (the model
-    pads them to one per ``[LOC]`` as well) and numpy ``masks`` / ``boxes``."""
+    """The inferencer's result (one mask per ``[SEG]`` of the answer, one box per ``[LOC]``)
+    with numpy ``masks`` / ``boxes``; ``fields``: plugin heads' other predictions."""
     result = inferencer(prompt, image=image, video=None if video is None else str(video))
-    masks = result['masks'].numpy()[:result['text'].count(SEG)]
-    return dict(text=result['text'], masks=masks, boxes=result['boxes'].numpy())
+    fields = {k: v.numpy() if hasattr(v, 'numpy') else v
+              for k, v in result.get('fields', {}).items()}
+    return dict(text=result['text'], masks=result['masks'].numpy(),
+                boxes=result['boxes'].numpy(), fields=fields)
 
 
 def draw(canvas: np.ndarray, result: dict) -> np.ndarray:
     """The result's masks and boxes over the input image (or a clip's first frame)."""
-    return overlay(canvas, result['masks'], result['boxes'])
+    return overlay(canvas, result['masks'], result['boxes'], fields=result.get('fields'))
 
 
 def write_outputs(out_dir: Path, stem: str, canvas: np.ndarray | None, result: dict) -> dict:
@@ -140,7 +141,8 @@ def write_outputs(out_dir: Path, stem: str, canvas: np.ndarray | None, result: d
         path = out_dir / f'{stem}_mask{k}.png'
         save_png(path, mask.astype(bool))
         paths['masks'].append(str(path))
-    if canvas is not None and (len(result['masks']) or len(result['boxes'])):
+    if canvas is not None and (len(result['masks']) or len(result['boxes'])
+                               or any(len(v) for v in result.get('fields', {}).values())):
         paths['overlay'] = str(out_dir / f'{stem}_overlay.png')
         save_png(paths['overlay'], draw(canvas, result))
     return paths
@@ -157,6 +159,8 @@ def run_request(inferencer, request: dict, out_dir: Path, stem: str) -> dict:
         result = predict(inferencer, request['prompt'], canvas if image else None, video)
         record.update(text=result['text'], boxes=np.round(result['boxes'], 2).tolist(),
                       **write_outputs(out_dir, stem, canvas, result))
+        for name, value in result['fields'].items():  # a plugin head's own predictions
+            record[name.removeprefix('pred_')] = np.round(np.asarray(value, float), 2).tolist()
     except UserError as err:
         record['error'] = str(err)
     except torch.cuda.OutOfMemoryError:  # this input was too large; the next may fit

@@ -77,7 +77,9 @@ class ULLaVAInferencer:
     @torch.no_grad()
     def __call__(self, prompt: str, image: str | np.ndarray | None = None,
                  video: str | None = None) -> dict:
-        """Returns ``dict(text, masks [k,H,W] bool, scores, boxes [k,4] xyxy pixels)``."""
+        """Returns ``dict(text, masks [k,H,W] bool, scores, boxes [k,4] xyxy pixels, fields)``:
+        one mask per [SEG] and one box per [LOC] of the answer (boxes read off masks where it
+        has no [LOC]); ``fields``: plugin heads' other ``pred_*`` predictions."""
         return self.batch([dict(prompt=prompt, image=image, video=video)])[0]
 
     @torch.no_grad()
@@ -89,5 +91,19 @@ class ULLaVAInferencer:
             out = self.model(**data, mode='predict')
         finally:
             self.model.predict_protocol = protocol
-        return [dict(text=s.pred_text, masks=s.pred_masks.cpu(), scores=s.pred_mask_scores.cpu(),
-                     boxes=s.pred_boxes.cpu()) for s in out]
+        return [self._result(s) for s in out]
+
+    @staticmethod
+    def _result(sample) -> dict:
+        """One output per generated token, as the heads wrote them (none: empty); a plugin
+        head's other ``pred_*`` fields under ``fields``."""
+        h, w = sample.metainfo.get('ori_shape', (0, 0))
+        empty = dict(pred_masks=torch.zeros(0, h, w, dtype=torch.bool),
+                     pred_mask_scores=torch.zeros(0, h, w), pred_boxes=torch.zeros(0, 4))
+        get = {k: sample.get(k, v) for k, v in empty.items()}
+        core = set(empty) | {'pred_text', 'pred_box_scores'}
+        fields = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in sample.items()
+                  if k.startswith('pred_') and k not in core}
+        return dict(text=sample.pred_text, masks=get['pred_masks'].cpu(),
+                    scores=get['pred_mask_scores'].cpu(), boxes=get['pred_boxes'].cpu(),
+                    fields=fields)

@@ -6,6 +6,7 @@ import functools
 import importlib
 import os
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -24,9 +25,11 @@ def _check_folder(path: str | os.PathLike, what: str) -> Path:
     return folder
 
 
-def add_special_tokens(tokenizer: PreTrainedTokenizerBase,
-                       pad_with_unk: bool = True) -> PreTrainedTokenizerBase:
-    """Add ullava's tokens after the base vocabulary in the reference's order (``ADDED_TOKENS``).
+def add_special_tokens(tokenizer: PreTrainedTokenizerBase, pad_with_unk: bool = True,
+                       extra_tokens: Sequence[str] = ()) -> PreTrainedTokenizerBase:
+    """Add ullava's tokens after the base vocabulary in the reference's order (``ADDED_TOKENS``),
+    then ``extra_tokens`` (the tokens of plugin heads) in their given order, so
+    a released checkpoint's rows keep their ids whatever a plugin adds.
 
     ``pad_with_unk``: pad with ``<unk>`` as the reference's stage II does (Vicuna has no pad
     token; the ``[PAD]`` row exists only for the checkpoint layout). A tokenizer without an unk
@@ -36,6 +39,9 @@ def add_special_tokens(tokenizer: PreTrainedTokenizerBase,
     missing = [t for t in ADDED_TOKENS if t not in tokenizer.get_vocab()]
     if missing:  # one call: consecutive ids in list order
         tokenizer.add_tokens(missing, special_tokens=True)
+    extra = [t for t in dict.fromkeys(extra_tokens) if t not in tokenizer.get_vocab()]
+    if extra:
+        tokenizer.add_tokens(extra, special_tokens=True)
     if pad_with_unk and tokenizer.unk_token is not None:
         tokenizer.pad_token = tokenizer.unk_token
     elif tokenizer.pad_token is None:
@@ -88,25 +94,31 @@ def _load_tokenizer_folder(folder: Path) -> PreTrainedTokenizerBase:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_tokenizer(path: str | None, tiny: bool, pad_with_unk: bool) -> PreTrainedTokenizerBase:
+def _cached_tokenizer(path: str | None, tiny: bool, pad_with_unk: bool,
+                      extra_tokens: tuple[str, ...] = ()) -> PreTrainedTokenizerBase:
     if tiny:
         from ullava.models.tiny_tokenizer import build_tiny_tokenizer
         tokenizer = build_tiny_tokenizer()
     else:
         tokenizer = _load_tokenizer_folder(_check_folder(path, 'tokenizer'))
-    return add_special_tokens(tokenizer, pad_with_unk)
+    return add_special_tokens(tokenizer, pad_with_unk, extra_tokens)
 
 
-def build_tokenizer(path: str | None = None, tiny: bool = False,
-                    pad_with_unk: bool = True) -> PreTrainedTokenizerBase:
+def build_tokenizer(path: str | None = None, tiny: bool = False, pad_with_unk: bool = True,
+                    extra_tokens: Sequence[str] = ()) -> PreTrainedTokenizerBase:
     """Tokenizer from a local folder, or the built-in tiny one; with ullava's special tokens.
+
+    ``extra_tokens``: tokens of plugin heads beyond the reference's (added after them). The
+    config's one ``tokenizer`` dict goes both to the model and to the data pipeline's
+    ``TokenizeConversation``, so both tokenise a plugin's token alike; the model checks that
+    every head's token is there.
 
     A folder with only a sentencepiece ``tokenizer.model`` (Vicuna-7B v1.1) needs the
     ``sentencepiece`` and ``protobuf`` packages; a missing one is one clear error.
     """
     if not tiny and path is None:
         raise UserError('tokenizer: give `path` (a local tokenizer folder) or `tiny=True`')
-    return _cached_tokenizer(None if tiny else str(path), tiny, pad_with_unk)
+    return _cached_tokenizer(None if tiny else str(path), tiny, pad_with_unk, tuple(extra_tokens))
 
 
 def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:

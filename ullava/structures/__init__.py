@@ -1,4 +1,6 @@
-from .boxes import denormalize_boxes, normalize_boxes
+from .boxes import boxes_from_masks, denormalize_boxes, denormalize_points, normalize_boxes, normalize_points
 from .data_sample import ULLaVADataSample
+from .targets import packed_fields, register_target_field, target_fields
 
-__all__ = ['ULLaVADataSample', 'denormalize_boxes', 'normalize_boxes']
+__all__ = ['ULLaVADataSample', 'boxes_from_masks', 'denormalize_boxes', 'denormalize_points', 'normalize_boxes',
+           'normalize_points', 'packed_fields', 'register_target_field', 'target_fields']

@@ -19,6 +19,30 @@ GT_COLOUR = (0, 255, 0)
 # the line is exactly the pixel columns (rows) x-1, x, x+1 in full colour, with no blurred fringe.
 LINE_PX = 3
 
+# Drawing of the fields core drawing does not know (a plugin head's): field -> fn(visualizer,
+# value, colour). Masks and boxes, which several heads write, are drawn by ``draw_targets``.
+FIELD_DRAWERS: dict = {}
+
+
+def register_field_drawer(*fields: str):
+    """Decorator: ``fn(visualizer, value, colour)`` draws these data-sample fields (a plugin
+    head's own predictions and targets) wherever predictions are drawn (the show-dir hook,
+    tools/infer.py, the web demo).
+    ``colour`` is ``GT_COLOUR`` for a ``gt_*`` field, else None (the drawer picks its own)."""
+    def register(fn):
+        for field in fields:
+            FIELD_DRAWERS[field] = fn
+        return fn
+    return register
+
+
+def draw_fields(vis: ULLaVAVisualizer, fields: dict) -> None:
+    """Draw every field with a registered drawer (GT first: predictions on top)."""
+    for name in sorted(fields, key=lambda k: not k.startswith('gt_')):
+        if name in FIELD_DRAWERS and fields[name] is not None:
+            FIELD_DRAWERS[name](vis, fields[name], GT_COLOUR if name.startswith('gt_') else None)
+
+
 _OVERLAY_LOCK = threading.Lock()
 _OVERLAY_VISUALIZER: ULLaVAVisualizer | None = None
 
@@ -84,9 +108,10 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
 
 
 def overlay(image: np.ndarray, masks=None, boxes=None, gt_masks=None, alpha: float = 0.45,
-            gt_boxes=None) -> np.ndarray:
+            gt_boxes=None, fields: dict | None = None) -> np.ndarray:
     """RGB uint8 image with predicted masks filled, their boxes drawn, GT masks and boxes
-    outlined in green (:meth:`ULLaVAVisualizer.draw_targets` on a private visualizer).
+    outlined in green (:meth:`ULLaVAVisualizer.draw_targets` on a private visualizer), and any
+    other ``fields`` a registered drawer draws (``register_field_drawer``).
 
     MMEngine's drawing runs on the main process only: in a distributed job the other ranks get
     None.
@@ -99,6 +124,7 @@ def overlay(image: np.ndarray, masks=None, boxes=None, gt_masks=None, alpha: flo
         vis = _OVERLAY_VISUALIZER
         vis.set_image(image)
         vis.draw_targets(masks, boxes, gt_masks, gt_boxes, alpha=alpha)
+        draw_fields(vis, fields or {})
         return vis.get_image()
 
 
@@ -161,6 +187,8 @@ class ULLaVAVisualizer(Visualizer):
                           data_sample.get('pred_boxes') if draw_pred else None,
                           data_sample.get('gt_masks') if draw_gt else None,
                           data_sample.get('gt_boxes') if draw_gt else None)
+        draw_fields(self, {k: data_sample.get(k) for k in FIELD_DRAWERS
+                           if (draw_gt if k.startswith('gt_') else draw_pred)})
         drawn = self.get_image()
         factor = -(-self.min_size // max(drawn.shape[:2]))  # ceil division
         if factor > 1:

@@ -4,4 +4,3 @@ from .dataset import InstanceSegDataset
 from .metric import InstanceSegMetric
 
 __all__ = ['InstanceSegDataset', 'InstanceSegMetric']
-HEAD = 'mask_head'

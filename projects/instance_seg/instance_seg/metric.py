@@ -1,11 +1,17 @@
 """COCO mask AP for the per-instance [SEG] masks, through mmdet's ``CocoMetric``.
 
-Our model answers with one mask per [SEG] (``pred_masks`` bool [k,H,W] and ``pred_mask_scores``
-sigmoid [k,H,W] at the original size); the k-th [SEG] was asked for the k-th prompted category
-(``prompt_class_ids``). ``CocoMetric.process`` wants mmdet's ``pred_instances`` (masks, scores,
+Our model answers with one mask per [SEG] it generated (``pred_masks`` bool [k,H,W] and
+``pred_mask_scores`` sigmoid [k,H,W] at the original size), as many as it chose, each after its
+category's name ("circle: [SEG]; square: [SEG]"). Every mask is a detection: its label is the
+category named before its [SEG] in ``pred_text``; where the answer names no known category (or
+there is no text), the k-th prompted category (``prompt_class_ids``). Only a mask with neither
+cannot be labelled. ``CocoMetric.process`` wants mmdet's ``pred_instances`` (masks, scores,
 labels, bboxes), which we build here before handing each sample on.
 """
+
 from __future__ import annotations
+
+import re
 
 from typing import Sequence
 
@@ -13,11 +19,27 @@ import torch
 from mmdet.evaluation.metrics import CocoMetric
 
 from ullava.evaluation.metrics._utils import get_field, to_tensor
-from ullava.models.heads.box_head import boxes_from_masks
+from ullava.structures import boxes_from_masks
 from ullava.registry import METRICS
 
 
-def instances_from_sample(sample: dict) -> dict:
+NAMED_SEG = re.compile(r'([^;:.,\n]*?)\s*:\s*\[SEG\]')
+
+
+def seg_labels(sample: dict, classes: Sequence[str] | None, count: int) -> list[int | None]:
+    """The category of each of the ``count`` masks (None: cannot be labelled)."""
+    named = [m.strip().lower() for m in NAMED_SEG.findall(sample.get('pred_text') or '')]
+    index = {c.lower(): i for i, c in enumerate(classes or ())}
+    prompted = list(sample.get('prompt_class_ids') or [])
+    labels: list[int | None] = []
+    for k in range(count):
+        name = named[k] if k < len(named) else None
+        labels.append(index[name] if name in index else prompted[k] if k < len(prompted)
+                      else None)
+    return labels
+
+
+def instances_from_sample(sample: dict, classes: Sequence[str] | None = None) -> dict:
     """mmdet ``pred_instances`` from one of our predicted data samples.
 
     A detection's score is the mean mask probability over its own pixels, so confident, crisp
@@ -25,10 +47,11 @@ def instances_from_sample(sample: dict) -> dict:
     """
     masks = to_tensor(get_field(sample, 'pred_masks', 'InstanceSegMetric')).bool()
     probs = to_tensor(get_field(sample, 'pred_mask_scores', 'InstanceSegMetric')).float()
-    labels = torch.as_tensor(get_field(sample, 'prompt_class_ids', 'InstanceSegMetric'),
-                             dtype=torch.long)
-    k = min(len(masks), len(labels))  # a [SEG] without a prompted category cannot be labelled
-    masks, probs, labels = masks[:k], probs[:k], labels[:k]
+    get_field(sample, 'prompt_class_ids', 'InstanceSegMetric')  # a clear error when absent
+    found = seg_labels(sample, classes, len(masks))
+    known = torch.tensor([label is not None for label in found], dtype=torch.bool)
+    labels = torch.tensor([label for label in found if label is not None], dtype=torch.long)
+    masks, probs = masks[known], probs[known]
     area = masks.flatten(1).sum(1)
     scores = (probs * masks).flatten(1).sum(1) / area.clamp(min=1)
     boxes = boxes_from_masks(masks)
@@ -55,7 +78,8 @@ class InstanceSegMetric(CocoMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            sample['pred_instances'] = instances_from_sample(sample)
+            sample['pred_instances'] = instances_from_sample(
+                sample, (self.dataset_meta or {}).get('classes'))
         super().process(data_batch, data_samples)
 
     def compute_metrics(self, results: list) -> dict[str, float]:

@@ -10,7 +10,7 @@ from mmcv.transforms import BaseTransform
 from ullava.datasets.conversation import parse_turns, tokenize_conversation
 from ullava.models.language import build_tokenizer
 from ullava.registry import TRANSFORMS
-from ullava.structures import ULLaVADataSample
+from ullava.structures import ULLaVADataSample, packed_fields
 
 
 @TRANSFORMS.register_module()
@@ -45,9 +45,12 @@ class TokenizeConversation(BaseTransform):
 
 @TRANSFORMS.register_module()
 class PackULLaVAInputs(BaseTransform):
-    """Build ``{'inputs': dict, 'data_samples': ULLaVADataSample}`` from the results dict."""
+    """Build ``{'inputs': dict, 'data_samples': ULLaVADataSample}`` from the results dict.
 
-    GT_FIELDS = ('gt_masks', 'gt_masks_sam', 'gt_boxes', 'gt_boxes_norm', 'gt_sem_seg')
+    The target fields packed are those the registered heads declare (and their resized forms;
+    ``ullava.structures.targets``), so a plugin head's targets travel without a change here.
+    """
+
     TEXT_FIELDS = ('gt_answer', 'gt_answers', 'gt_captions')
 
     def __init__(self, meta_keys: Sequence[str] = ('task', 'img_path', 'video_path', 'ori_shape',
@@ -64,7 +67,7 @@ class PackULLaVAInputs(BaseTransform):
             if src in results:
                 inputs[dst] = torch.from_numpy(np.ascontiguousarray(results[src]))
         sample = ULLaVADataSample(metainfo={k: results[k] for k in self.meta_keys if k in results})
-        for key in self.GT_FIELDS:
+        for key in packed_fields():
             if key in results:
                 sample.set_field(torch.as_tensor(np.asarray(results[key])), key)
         for key in self.TEXT_FIELDS:

@@ -11,7 +11,7 @@ from PIL import Image, ImageSequence
 from pycocotools import mask as mask_utils
 
 from ullava.datasets.base import quote
-from ullava.models.heads.box_head import boxes_from_masks
+from ullava.structures import boxes_from_masks
 from ullava.registry import TRANSFORMS
 from ullava.utils import UserError
 

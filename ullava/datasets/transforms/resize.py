@@ -13,7 +13,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from ullava.registry import TRANSFORMS
-from ullava.structures import normalize_boxes
+from ullava.structures import normalize_boxes, normalize_points, target_fields
 from ullava.utils import UserError
 
 CLIP_PAD_WHITE = (255, 255, 255)  # the reference's pad colour
@@ -90,8 +90,9 @@ class ResizeForSAM(BaseTransform):
     reference) and pad bottom/right to ``size x size`` (SAM's input). The data preprocessor
     normalises and sets the pad to zero afterwards (``sam_pad``).
 
-    Also brings ``gt_masks`` into that frame (``gt_masks_sam``, for the SAM-frame loss) and
-    normalises ``gt_boxes`` into the centre-padded square (``gt_boxes_norm``: u-LLaVA's box frame).
+    Also brings the heads' target fields along (``ullava.structures.targets``): each mask field
+    into that frame (``gt_masks`` -> ``gt_masks_sam``, for the SAM-frame loss), each box and point
+    field into the centre-padded square (``gt_boxes`` -> ``gt_boxes_norm``: u-LLaVA's box frame).
     """
 
     def __init__(self, size: int = 1024) -> None:
@@ -107,14 +108,23 @@ class ResizeForSAM(BaseTransform):
         img = self.resizer.apply_image(np.ascontiguousarray(results['img']))
         results['sam_img'] = _to_chw(mmcv.impad(img, shape=(self.size, self.size), pad_val=0))
         results['sam_resized_shape'] = new_hw
-        if 'gt_masks' in results:
-            masks = results['gt_masks']
-            out = np.zeros((len(masks), self.size, self.size), bool)
-            for i, m in enumerate(masks):
-                out[i, :new_hw[0], :new_hw[1]] = mmcv.imresize(
-                    m.astype(np.uint8), (new_hw[1], new_hw[0]), interpolation='nearest') > 0
-            results['gt_masks_sam'] = out
-        if 'gt_boxes' in results:
-            results['gt_boxes_norm'] = normalize_boxes(np.asarray(results['gt_boxes'], np.float32),
-                                                       (h, w)).astype(np.float32)
+        for field in target_fields('mask'):
+            if field in results:
+                results[field + '_sam'] = self._masks(results[field], new_hw)
+        for field in target_fields('box'):
+            if field in results:
+                results[field + '_norm'] = normalize_boxes(
+                    np.asarray(results[field], np.float32).reshape(-1, 4), (h, w)).astype(np.float32)
+        for field in target_fields('point'):
+            if field in results:
+                results[field + '_norm'] = normalize_points(
+                    np.asarray(results[field], np.float32).reshape(-1, 2), (h, w)).astype(np.float32)
         return results
+
+    def _masks(self, masks: np.ndarray, new_hw: tuple[int, int]) -> np.ndarray:
+        """bool [k,H,W] -> [k,S,S]: nearest-resized to ``new_hw``, padded bottom/right."""
+        out = np.zeros((len(masks), self.size, self.size), bool)
+        for i, m in enumerate(masks):
+            out[i, :new_hw[0], :new_hw[1]] = mmcv.imresize(
+                m.astype(np.uint8), (new_hw[1], new_hw[0]), interpolation='nearest') > 0
+        return out

@@ -52,3 +52,14 @@ def check_same_shape(pred: Any, gt: Any, metric: str, pred_key: str, gt_key: str
     if tuple(pred.shape) != tuple(gt.shape):
         raise ValueError(f'{metric}: {pred_key} has shape {tuple(pred.shape)} but '
                          f'{gt_key} has shape {tuple(gt.shape)}')
+
+
+def match_to_targets(pred: torch.Tensor, num_targets: int) -> torch.Tensor:
+    """The k-th prediction for the k-th target: ``pred`` [k,...] cut or zero-padded to
+    ``num_targets``. The model gives one output per token it generated, never padded to the
+    targets; here a missing output becomes an empty (zero) one, a miss, and outputs beyond the
+    targets are dropped (metrics that report them count ``len(pred) - num_targets``)."""
+    out = pred.new_zeros((num_targets, *pred.shape[1:]))
+    n = min(len(pred), num_targets)
+    out[:n] = pred[:n]
+    return out

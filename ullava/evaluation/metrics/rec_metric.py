@@ -21,7 +21,12 @@ DEFINITIONS = {
 
 @METRICS.register_module()
 class RECMetric(BaseMetric):
-    """Box grounding accuracy; one sample = one referring expression = one box.
+    """Box grounding accuracy; one GT box = one target.
+
+    The model gives one box per [LOC] (or per [SEG], boxes read off masks) it generated; the
+    k-th box answers the k-th target. A target with no box counts as a miss (IoU 0, and no
+    detection in the AP); boxes beyond the targets are counted in ``num_extra_boxes`` and, for
+    the AP, are false positives.
 
     * ``Acc@0.5``: fraction of predicted boxes whose IoU with their GT box passes
       ``iou_thr`` (``iou_thr`` changes the threshold and the key).
@@ -64,31 +69,36 @@ class RECMetric(BaseMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            pred = to_tensor(get_field(sample, 'pred_boxes', 'RECMetric'), torch.float64)
-            gt = to_tensor(get_field(sample, 'gt_boxes', 'RECMetric'), torch.float64)
-            pred, gt = pred.reshape(-1, 4), gt.reshape(-1, 4)
-            if len(pred) != len(gt):
-                raise ValueError(f'RECMetric: {len(pred)} pred_boxes but {len(gt)} gt_boxes '
-                                 '(one box per referring expression is expected)')
+            gt = to_tensor(get_field(sample, 'gt_boxes', 'RECMetric'), torch.float64).reshape(-1, 4)
+            pred = get_field(sample, 'pred_boxes', 'RECMetric', None)
+            pred = gt[:0] if pred is None else to_tensor(pred, torch.float64).reshape(-1, 4)
             scores = (to_tensor(get_field(sample, 'pred_box_scores', 'RECMetric'),
                                 torch.float64).reshape(-1)
                       if has_field(sample, 'pred_box_scores') else torch.ones(len(pred)))
             if self.clip:
                 height, width = (int(v) for v in get_field(sample, 'ori_shape', 'RECMetric')[:2])
                 pred, gt = self._clip(pred, height, width), self._clip(gt, height, width)
-            iou = box_iou(pred, gt).diagonal() if len(pred) else torch.zeros(0)
-            for k in range(len(pred)):
-                self.results.append(dict(iou=float(iou[k]), score=float(scores[k]),
-                                         pred=pred[k].tolist(), gt=gt[k].tolist()))
+            n = min(len(pred), len(gt))
+            iou = box_iou(pred[:n], gt[:n]).diagonal() if n else torch.zeros(0)
+            for k in range(len(gt)):
+                found = k < n
+                self.results.append(dict(iou=float(iou[k]) if found else 0.0,
+                                         score=float(scores[k]) if found else None,
+                                         pred=pred[k].tolist() if found else None,
+                                         gt=gt[k].tolist()))
+            for k in range(n, len(pred)):  # extra boxes: no target, false positives in the AP
+                self.results.append(dict(extra=True, score=float(scores[k]), pred=pred[k].tolist()))
 
     def compute_metrics(self, results: list) -> Dict[str, Union[float, str]]:
-        if not results:
+        targets = [r for r in results if not r.get('extra')]
+        if not targets:
             raise ValueError('RECMetric: no boxes were processed')
-        iou = np.array([r['iou'] for r in results])
+        iou = np.array([r['iou'] for r in targets])
         hit = iou > self.iou_thr if self.strict else iou >= self.iou_thr
         metrics = {f'Acc@{self.iou_thr:g}': float(hit.mean()), 'mIoU': float(iou.mean())}
         ap, ap50 = self._coco_ap(results)
-        metrics.update(bbox_AP=ap, bbox_AP50=ap50, definition=self.definition)
+        metrics.update(bbox_AP=ap, bbox_AP50=ap50, num_extra_boxes=len(results) - len(targets),
+                       definition=self.definition)
         return metrics
 
     @staticmethod
@@ -100,13 +110,20 @@ class RECMetric(BaseMetric):
         def xywh(b):
             return [b[0], b[1], b[2] - b[0], b[3] - b[1]]
 
-        images, anns, dets = [], [], []
-        for i, r in enumerate(results):
-            box = xywh(r['gt'])
+        images, anns, dets = [dict(id=0)], [], []  # image 0 holds the extra boxes: no GT there
+        for i, r in enumerate(results, start=1):
             images.append(dict(id=i))
-            anns.append(dict(id=i + 1, image_id=i, category_id=1, bbox=box,
+            if r.get('extra'):
+                dets.append(dict(image_id=0, category_id=1, bbox=xywh(r['pred']), score=r['score']))
+                continue
+            box = xywh(r['gt'])
+            anns.append(dict(id=i, image_id=i, category_id=1, bbox=box,
                              area=box[2] * box[3], iscrowd=0))
-            dets.append(dict(image_id=i, category_id=1, bbox=xywh(r['pred']), score=r['score']))
+            if r['pred'] is not None:
+                dets.append(dict(image_id=i, category_id=1, bbox=xywh(r['pred']),
+                                 score=r['score']))
+        if not dets:  # pycocotools refuses an empty result list; no detection scores 0
+            return 0.0, 0.0
         # pycocotools prints progress on stdout; keep the evaluation log clean.
         with contextlib.redirect_stdout(io.StringIO()):
             gt = COCO()

@@ -2,6 +2,7 @@
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+import torch
 from mmengine.evaluator import BaseMetric
 
 from ullava.registry import METRICS
@@ -10,7 +11,12 @@ from ._utils import check_same_shape, get_field, to_tensor
 
 @METRICS.register_module()
 class RESMetric(BaseMetric):
-    """cIoU, gIoU and precision@IoU for referring segmentation (one sample = one mask).
+    """cIoU, gIoU and precision@IoU for referring segmentation (one GT mask = one target).
+
+    The model gives one mask per [SEG] it generated, however many targets there are; the k-th
+    mask answers the k-th target (the order of the answer's [SEG]s). A target with no mask
+    counts as a miss (an empty prediction); masks beyond the targets are counted in
+    ``num_extra_masks`` (their number over the split) and score nothing.
 
     * ``cIoU``: cumulative IoU, sum of intersections / sum of unions over the split
       (large objects weigh more).
@@ -33,26 +39,32 @@ class RESMetric(BaseMetric):
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         # Keep only two integers per mask so gathering across ranks stays cheap.
         for sample in data_samples:
-            pred = to_tensor(get_field(sample, 'pred_masks', 'RESMetric')).bool()
             gt = to_tensor(get_field(sample, 'gt_masks', 'RESMetric')).bool()
-            # Accept a single [H, W] mask given without its k axis.
+            gt = gt[None] if gt.dim() == 2 else gt  # a single [H, W] mask without its k axis
+            pred = get_field(sample, 'pred_masks', 'RESMetric', None)
+            pred = gt[:0] if pred is None else to_tensor(pred).bool()  # no mask head: none
             pred = pred[None] if pred.dim() == 2 else pred
-            gt = gt[None] if gt.dim() == 2 else gt
-            check_same_shape(pred, gt, 'RESMetric', 'pred_masks', 'gt_masks')
-            inter = (pred & gt).flatten(1).sum(1)
-            union = (pred | gt).flatten(1).sum(1)
+            if len(pred) and len(gt):
+                check_same_shape(pred[:1], gt[:1], 'RESMetric', 'pred_masks', 'gt_masks')
+            matched = torch.zeros_like(gt)
+            matched[:len(pred)] = pred[:len(gt)]  # a missing mask: empty
+            inter = (matched & gt).flatten(1).sum(1)
+            union = (matched | gt).flatten(1).sum(1)
             for i, u in zip(inter.tolist(), union.tolist()):
-                self.results.append((int(i), int(u)))
+                self.results.append(('mask', int(i), int(u)))
+            self.results.append(('extra', max(len(pred) - len(gt), 0), 0))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        if not results:
+        masks = [(i, u) for kind, i, u in results if kind == 'mask']
+        if not masks:
             raise ValueError('RESMetric: no masks were processed')
-        inter, union = np.asarray(results, dtype=np.float64).T
+        inter, union = np.asarray(masks, dtype=np.float64).T
         # Empty union: nothing to find and nothing predicted -> a perfect answer.
         iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
         metrics = {
             'cIoU': float(inter.sum() / union.sum()) if union.sum() > 0 else 1.0,
             'gIoU': float(iou.mean()),
+            'num_extra_masks': int(sum(n for kind, n, _ in results if kind == 'extra')),
         }
         for t in self.thresholds:
             metrics[f'prec@{t:g}'] = float((iou >= t).mean())

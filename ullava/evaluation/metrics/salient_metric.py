@@ -8,10 +8,11 @@ library's evaluators accumulate in-process state, which would not survive ``coll
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+import torch
 from mmengine.evaluator import BaseMetric
 
 from ullava.registry import METRICS
-from ._utils import check_same_shape, get_field, to_numpy
+from ._utils import check_same_shape, get_field, match_to_targets, to_numpy
 
 
 def salient_scores(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3,
@@ -69,7 +70,9 @@ class SalientMetric(BaseMetric):
             gt = to_numpy(get_field(sample, 'gt_masks', 'SalientMetric')).astype(bool)
             pred = pred[None] if pred.ndim == 2 else pred
             gt = gt[None] if gt.ndim == 2 else gt
-            check_same_shape(pred, gt, 'SalientMetric', 'pred_mask_scores', 'gt_masks')
+            if len(pred) and len(gt):
+                check_same_shape(pred[:1], gt[:1], 'SalientMetric', 'pred_mask_scores', 'gt_masks')
+            pred = match_to_targets(torch.from_numpy(pred), len(gt)).numpy()  # no map: all 0
             self.results.extend(salient_scores(p, g, self.beta2, self.alpha)
                                 for p, g in zip(pred, gt))
 

@@ -7,7 +7,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from ullava.registry import METRICS
-from ._utils import check_same_shape, get_field, has_field, to_tensor
+from ._utils import check_same_shape, get_field, has_field, match_to_targets, to_tensor
 
 
 def _iou_metric():
@@ -74,7 +74,9 @@ class SemSegMetric(BaseMetric):
             if has_field(sample, 'pred_masks') and has_field(sample, 'gt_masks'):
                 pm = to_tensor(get_field(sample, 'pred_masks', 'SemSegMetric')).bool()
                 gm = to_tensor(get_field(sample, 'gt_masks', 'SemSegMetric')).bool()
-                check_same_shape(pm, gm, 'SemSegMetric', 'pred_masks', 'gt_masks')
+                if len(pm) and len(gm):
+                    check_same_shape(pm[:1], gm[:1], 'SemSegMetric', 'pred_masks', 'gt_masks')
+                pm = match_to_targets(pm, len(gm))
                 inter = (pm & gm).flatten(1).sum(1).tolist()
                 union = (pm | gm).flatten(1).sum(1).tolist()
                 result['prompt'] = [i / u if u > 0 else 1.0 for i, u in zip(inter, union)]

@@ -1,4 +1,4 @@
-"""[LOC] hidden state -> box, as u-LLaVA's region-aware version; and boxes read off masks.
+"""[LOC] hidden state -> box, as u-LLaVA's region-aware version.
 
 Boxes are normalised xyxy in the centre-padded square (``ullava.structures.normalize_boxes``).
 By default the decoder's output IS that box, unconstrained, as the reference's (released weights
@@ -8,39 +8,63 @@ weights).
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torchvision.ops import box_convert, masks_to_boxes
+from typing import Sequence
 
+import torch
+from torchvision.ops import box_convert
+
+from ullava.registry import HEADS, MODELS
+from ullava.structures import boxes_from_masks, denormalize_boxes
 from ullava.utils import UserError
 
+from .base import BaseHead, HeadBatch, dtype_of, targets_per_token
 from .mask_head import mlp
-from .prompts import check_prompt_state
 
 BOX_OUTPUTS = ('xyxy', 'sigmoid_cxcywh')
+BOX_SOURCES = ('head', 'mask', 'fuse')
+
+__all__ = ['BoxHead', 'boxes_from_masks']  # boxes_from_masks: re-exported from its old home
 
 
-class BoxHead(nn.Module):
+@HEADS.register_module()
+class BoxHead(BaseHead):
     """det_projector (h -> h -> 256) then det_decoder (256 -> 256 -> 128 -> 4).
+
+    Consumes ``gt_boxes`` (supervised in the padded frame, ``gt_boxes_norm``); writes
+    ``pred_boxes`` [k,4] pixels and ``pred_box_scores`` [k], one per token in the answer.
 
     Args:
         llm_hidden: hidden size of the LLM.
         prompt_dim: width of the projected prompt (256 in the reference).
         output: ``'xyxy'`` (the reference: the decoder's output, unconstrained) or
             ``'sigmoid_cxcywh'`` (ullava's: ordered corners inside the frame).
+        token: the token whose states are decoded into boxes.
         prompt_state: ``'before'`` (the reference: the state before each [LOC]) or ``'token'``.
+        box_source: ``'head'`` (the decoder), ``'mask'`` (the tight boxes a mask head before
+            this one wrote) or ``'fuse'`` (their mean where the mask is not empty).
+        loss_box_l1 / loss_box_giou: loss configs (MODELS); the reference's weights 1.0 / 1.0.
     """
 
+    target_fields = {'gt_boxes': 'box'}
+    pred_fields = ('pred_boxes', 'pred_box_scores')
+
     def __init__(self, llm_hidden: int, prompt_dim: int = 256, output: str = 'xyxy',
-                 prompt_state: str = 'before') -> None:
-        super().__init__()
+                 token: str = '[LOC]', prompt_state: str = 'before', box_source: str = 'fuse',
+                 loss_box_l1: dict | None = None, loss_box_giou: dict | None = None) -> None:
+        super().__init__(tokens=(token,), prompt_state=prompt_state)
         if output not in BOX_OUTPUTS:
             raise UserError(f"box_head.output must be 'xyxy' (the reference's) or "
                             f"'sigmoid_cxcywh', got {output!r}")
+        if box_source not in BOX_SOURCES:
+            raise UserError(f"box_source must be 'head', 'mask', 'fuse' or 'detector', "
+                            f"got {box_source!r}")
         self.output = output
-        self.prompt_state = check_prompt_state(prompt_state)
+        self.box_source = box_source
         self.det_projector = mlp(llm_hidden, llm_hidden, prompt_dim)
         self.det_decoder = mlp(prompt_dim, prompt_dim, prompt_dim // 2, 4)
+        self.loss_box_l1 = MODELS.build(loss_box_l1 or dict(type='BoxL1Loss', loss_weight=1.0))
+        self.loss_box_giou = MODELS.build(loss_box_giou or dict(type='BoxGIoULoss',
+                                                                loss_weight=1.0))
 
     def forward(self, loc_states: torch.Tensor) -> torch.Tensor:
         """[P,H] -> [P,4] normalised xyxy in the centre-padded square."""
@@ -49,15 +73,36 @@ class BoxHead(nn.Module):
             return raw
         return box_convert(raw.sigmoid(), 'cxcywh', 'xyxy').clamp(0, 1)
 
+    def loss(self, batch: HeadBatch, data_samples: Sequence) -> dict:
+        states, _, counts = batch.prompts(self.token, self.prompt_state)
+        targets = targets_per_token(data_samples, 'gt_boxes_norm', counts, self.token,
+                                    optional=True)
+        if not targets:
+            return dict(loss_box_l1=batch.zero(self))
+        gt = torch.cat(targets)
+        boxes = self(states.to(dtype_of(self))).float()
+        return dict(loss_box_l1=self.loss_box_l1(boxes, gt),
+                    loss_box_giou=self.loss_box_giou(boxes, gt))
 
-def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
-    """Tight xyxy boxes [k,4] (pixels, exclusive right/bottom edge) of bool masks [k,H,W].
-
-    An empty mask gives the all-zero box.
-    """
-    boxes = torch.zeros(masks.shape[0], 4, device=masks.device)
-    nonempty = masks.flatten(1).any(dim=1)
-    if nonempty.any():
-        boxes[nonempty] = masks_to_boxes(masks[nonempty]).float()
-        boxes[nonempty, 2:] += 1  # masks_to_boxes gives the last pixel; we want its far edge
-    return boxes
+    def predict(self, batch: HeadBatch, data_samples: Sequence) -> None:
+        """One box per token (pixels of the original image); an answer without the token keeps
+        the mask boxes a mask head wrote (or gets none)."""
+        states, _, counts = batch.prompts(self.token, self.prompt_state)
+        device = counts.device
+        head_boxes = self(states.to(dtype_of(self))).float().split(counts.tolist()) \
+            if len(states) else [states.new_zeros(0, 4)] * len(counts)
+        for i, ds in enumerate(data_samples):
+            masks = ds.get('pred_masks')
+            from_masks = boxes_from_masks(masks) if masks is not None \
+                else torch.zeros(0, 4, device=device)
+            if self.box_source == 'mask' or not len(head_boxes[i]):
+                boxes = from_masks
+            else:
+                boxes = denormalize_boxes(head_boxes[i], ds.metainfo.get('ori_shape', (0, 0)))
+                if self.box_source == 'fuse':  # the mean of both where the mask found something
+                    n = min(len(boxes), len(from_masks))
+                    has_mask = masks[:n].flatten(1).any(1, keepdim=True)
+                    boxes = boxes.clone()
+                    boxes[:n] = torch.where(has_mask, (from_masks[:n] + boxes[:n]) / 2, boxes[:n])
+            ds.pred_boxes = boxes
+            ds.pred_box_scores = torch.ones(len(boxes), device=device)

@@ -16,9 +16,11 @@ from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncod
                                        TwoWayTransformer)
 from torch import nn
 
+from ullava.registry import HEADS, MODELS
+from ullava.structures import boxes_from_masks
 from ullava.utils import UserError, load_external_checkpoint
 
-from .prompts import check_prompt_state
+from .base import BaseHead, HeadBatch, dtype_of, targets_per_token
 
 # The three SAM sizes of the segment-anything release.
 SAM_PRESETS = {
@@ -96,8 +98,14 @@ def sam_encoder_from_shapes(shapes: Mapping[str, Sequence[int]], source: str = '
                 mlp_ratio=shape('image_encoder.blocks.0.mlp.lin1.weight')[0] / embed_dim)
 
 
-class SAMMaskHead(nn.Module):
-    """SAM driven by the LLM's [SEG] states.
+@HEADS.register_module()
+class SAMMaskHead(BaseHead):
+    """SAM driven by the LLM's states at its token (``[SEG]``): one mask per token.
+
+    Consumes ``gt_masks`` (and ``gt_masks_sam`` with ``loss_frame='sam'``); writes
+    ``pred_masks`` bool [k,H,W] and ``pred_mask_scores`` [k,H,W] at the original size, and the
+    masks' tight boxes as ``pred_boxes`` / ``pred_box_scores`` (a box head after it may replace
+    them), k being the number of its tokens in the answer.
 
     Args:
         llm_hidden: hidden size of the LLM.
@@ -111,21 +119,33 @@ class SAMMaskHead(nn.Module):
         checkpoint: an official SAM ``.pth`` (keys ``image_encoder.*``, ``prompt_encoder.*``,
             ``mask_decoder.*``), or a list of files whose union holds those keys; loaded with
             weights_only=True.
+        token: the token whose states prompt SAM.
         prompt_state: ``'before'`` (the reference: the state before each [SEG]) or ``'token'``.
+        loss_mask_bce / loss_mask_dice: loss configs (MODELS); the reference's weights 2.0 and
+            0.5 (``ullava/models/losses.py`` says which mmdet losses are the same).
+        fused_attention: run the image encoder's attention on SDPA (``sam_attention.py``; the
+            same numbers within 1e-5, less memory).
         loss_frame: ``'original'`` (the reference: BCE/Dice on the logits post-processed to the
             original image size, against the original-size masks) or ``'sam'`` (in the
             resized-and-padded SAM frame against ``gt_masks_sam``: faster, one batched call).
     """
 
+    target_fields = {'gt_masks': 'mask'}
+    pred_fields = ('pred_masks', 'pred_mask_scores', 'pred_boxes', 'pred_box_scores')
+
     def __init__(self, llm_hidden: int, encoder: str | dict | None = None, image_size: int = 1024,
                  patch_size: int = 16, prompt_dim: int = 256, decoder: dict | None = None,
-                 checkpoint: str | Sequence[str] | None = None, prompt_state: str = 'before',
-                 loss_frame: str = 'original') -> None:
-        super().__init__()
+                 checkpoint: str | Sequence[str] | None = None, token: str = '[SEG]',
+                 prompt_state: str = 'before', loss_frame: str = 'original',
+                 loss_mask_bce: dict | None = None, loss_mask_dice: dict | None = None,
+                 fused_attention: bool = True) -> None:
+        super().__init__(tokens=(token,), prompt_state=prompt_state)
         if loss_frame not in LOSS_FRAMES:
             raise UserError(f"mask_head.loss_frame must be 'original' (the reference's) or 'sam', "
                             f'got {loss_frame!r}')
-        self.prompt_state = check_prompt_state(prompt_state)
+        self.loss_mask_bce = MODELS.build(loss_mask_bce or dict(type='MaskBCELoss', loss_weight=2.0))
+        self.loss_mask_dice = MODELS.build(loss_mask_dice or dict(type='MaskDiceLoss',
+                                                                  loss_weight=0.5))
         self.loss_frame = loss_frame
         dec = {**dict(depth=2, mlp_dim=2048, num_heads=8), **(decoder or {})}
         grid = image_size // patch_size
@@ -150,6 +170,9 @@ class SAMMaskHead(nn.Module):
                 img_size=image_size, patch_size=patch_size, out_chans=prompt_dim,
                 norm_layer=partial(nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
                 **enc)
+            if fused_attention:
+                from .sam_attention import use_fused_attention
+                use_fused_attention(self.image_encoder)
         self.prompt_encoder = PromptEncoder(
             embed_dim=prompt_dim, image_embedding_size=(grid, grid),
             input_image_size=(image_size, image_size), mask_in_chans=16)
@@ -161,6 +184,14 @@ class SAMMaskHead(nn.Module):
         self.seg_projector = mlp(llm_hidden, llm_hidden, prompt_dim)
         if state is not None:
             self.load_sam(checkpoint, state)
+
+    def _apply(self, fn, recurse: bool = True):
+        """Casts (``model.to(torch.bfloat16)``) leave SAM's random positional matrix in fp32:
+        segment-anything multiplies fp32 grid coordinates by it, which fails in bf16."""
+        super()._apply(fn, recurse)
+        pe = self.prompt_encoder.pe_layer
+        pe.positional_encoding_gaussian_matrix = pe.positional_encoding_gaussian_matrix.float()
+        return self
 
     def load_sam(self, path: str | Sequence[str],
                  state: Mapping[str, torch.Tensor] | None = None) -> None:
@@ -234,6 +265,65 @@ class SAMMaskHead(nn.Module):
         hyper = dec.output_hypernetworks_mlps[0](hs[:, 1, :]).unsqueeze(1)  # [P,1,C/8]
         b, c, h, w = upscaled.shape
         return (hyper @ upscaled.view(b, c, h * w)).view(b, 1, h, w)
+
+    # ------------------------------------------------------------------ the model's calls
+    def mask_logits(self, batch: HeadBatch, states: torch.Tensor,
+                    sample_idx: torch.Tensor) -> torch.Tensor:
+        """Mask logits [P,S,S] in the SAM frame; the encoder runs only on images with prompts."""
+        inputs = batch.inputs
+        if inputs.get('sam_images') is None:
+            raise UserError(f'the answer holds {self.token} but the sample has no image for SAM')
+        sam_of_sample = torch.full((batch.input_ids.shape[0],), -1, device=states.device)
+        sam_of_sample[inputs['sam_index']] = torch.arange(len(inputs['sam_index']),
+                                                          device=states.device)
+        needed, prompt_to_image = torch.unique(sample_idx, return_inverse=True)
+        if (sam_of_sample[needed] < 0).any():
+            raise UserError(f'a sample with {self.token} in its answer has no SAM image')
+        images = inputs['sam_images'][sam_of_sample[needed]].to(dtype_of(self))
+        encoder_trains = any(p.requires_grad for p in self.image_encoder.parameters())
+        with torch.set_grad_enabled(encoder_trains and torch.is_grad_enabled()):
+            embeddings = self.encode_images(images)
+        return self(embeddings, states.to(embeddings.dtype), prompt_to_image).float()
+
+    def loss(self, batch: HeadBatch, data_samples: Sequence) -> dict:
+        """BCE and Dice averaged over every mask of the batch, each in ``loss_frame`` (sizes
+        differ between samples at the original size, hence the loop)."""
+        states, sample_idx, counts = batch.prompts(self.token, self.prompt_state)
+        field = 'gt_masks_sam' if self.loss_frame == 'sam' else 'gt_masks'
+        if not targets_per_token(data_samples, field, counts, self.token):
+            return dict(loss_mask_bce=batch.zero(self))
+        logits = self.mask_logits(batch, states, sample_idx)
+        bce, dice = [], []
+        for one, ds in zip(logits.split(counts.tolist()), data_samples):
+            if len(one):
+                one, gt = self.loss_frame_pair(one, ds)
+                bce.append(self.loss_mask_bce(one, gt, reduction_override='none'))
+                dice.append(self.loss_mask_dice(one, gt, reduction_override='none'))
+        return dict(loss_mask_bce=torch.cat(bce).mean(), loss_mask_dice=torch.cat(dice).mean())
+
+    def predict(self, batch: HeadBatch, data_samples: Sequence) -> None:
+        """One mask per token at the original size; a token in a sample with no image for SAM
+        (text, video) yields none."""
+        states, sample_idx, counts = batch.prompts(self.token, self.prompt_state)
+        has_sam = torch.zeros(len(counts), dtype=torch.bool, device=counts.device)
+        if batch.inputs.get('sam_index') is not None:
+            has_sam[batch.inputs['sam_index']] = True
+        keep = has_sam[sample_idx]
+        logits = None
+        if keep.any():
+            logits = self.mask_logits(batch, states[keep], sample_idx[keep]) \
+                .split((counts * has_sam).tolist())
+        for i, ds in enumerate(data_samples):
+            h, w = ds.metainfo.get('ori_shape', (0, 0))
+            if logits is not None and len(logits[i]):
+                scores = postprocess_masks(logits[i], ds.metainfo['sam_resized_shape'],
+                                           (h, w)).sigmoid()
+            else:
+                scores = torch.zeros(0, h, w, device=counts.device)
+            ds.pred_mask_scores = scores
+            ds.pred_masks = scores > 0.5
+            ds.pred_boxes = boxes_from_masks(ds.pred_masks)
+            ds.pred_box_scores = torch.ones(len(scores), device=counts.device)
 
     def loss_frame_pair(self, logits: torch.Tensor, data_sample) -> tuple[torch.Tensor, torch.Tensor]:
         """One sample's mask logits [k,S,S] (SAM frame) and its target masks, both in the frame

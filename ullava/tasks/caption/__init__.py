@@ -6,4 +6,3 @@ from ullava.evaluation.metrics import CaptionMetric
 from .dataset import COCOCaptionDataset
 
 __all__ = ['COCOCaptionDataset', 'LLaVADataset', 'CaptionMetric']
-HEAD = 'lm_head'

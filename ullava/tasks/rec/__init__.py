@@ -4,4 +4,3 @@ from ullava.evaluation.metrics import RECMetric
 from ullava.tasks.res.dataset import RefCOCODataset
 
 __all__ = ['RefCOCODataset', 'RECMetric']
-HEAD = 'box_head'

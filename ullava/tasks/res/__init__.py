@@ -5,4 +5,3 @@ from .dataset import RefCOCODataset
 from .original import RefCOCOOriginalDataset
 
 __all__ = ['RefCOCODataset', 'RefCOCOOriginalDataset', 'RESMetric']
-HEAD = 'mask_head'  # answered through [SEG] -> SAM mask decoder

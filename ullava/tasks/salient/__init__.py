@@ -5,4 +5,3 @@ from ullava.evaluation.metrics import SalientMetric
 from .dataset import SalientDataset, SalientFolderDataset
 
 __all__ = ['SalientDataset', 'SalientFolderDataset', 'SalientMetric']
-HEAD = 'mask_head'

@@ -8,4 +8,3 @@ from .parts import PartSegDataset
 
 __all__ = ['SemanticSegDataset', 'ADE20KDataset', 'COCOStuffDataset', 'PartSegDataset',
            'PromptSemSegMetric', 'load_class_names']
-HEAD = 'mask_head'

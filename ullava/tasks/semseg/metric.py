@@ -6,6 +6,7 @@ from typing import Sequence
 import torch
 
 from ullava.evaluation.metrics import SemSegMetric
+from ullava.evaluation.metrics._utils import match_to_targets
 from ullava.registry import METRICS
 
 
@@ -20,8 +21,9 @@ class PromptSemSegMetric(SemSegMetric):
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            scores = torch.as_tensor(sample['pred_mask_scores']).float()
             ids = torch.as_tensor(sample['prompt_class_ids'], dtype=torch.long)
+            # one score map per prompted class; a class the answer gave no [SEG] for scores 0
+            scores = match_to_targets(torch.as_tensor(sample['pred_mask_scores']).float(), len(ids))
             background = sample.get('background_id')
             pred = torch.full(scores.shape[-2:], 255 if background is None else background,
                               dtype=torch.long)

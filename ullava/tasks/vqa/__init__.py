@@ -6,4 +6,3 @@ from ullava.evaluation.metrics import VQAMetric
 from .dataset import VQAv2Dataset
 
 __all__ = ['VQAv2Dataset', 'LLaVADataset', 'VQAMetric']
-HEAD = 'lm_head'

@@ -1,0 +1,84 @@
+"""Heads as registered plugins (issue #13): built from ``HEADS``, one output per generated token
+(the targets are never read at prediction), losses through the registry."""
+import copy
+
+import pytest
+import torch
+
+from ullava.registry import HEADS, MODELS
+from ullava.utils import UserError
+
+from .batch import make_sample
+
+
+def predict(model, prompt, answer, **kw):
+    model.eval()
+    model.predict_protocol = 'teacher_forced'
+    inputs, ds = make_sample(model, prompt, answer, image=True, **kw)
+    return model(**model.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), False),
+                 mode='predict')[0]
+
+
+def test_the_legacy_keys_build_the_registered_heads(tiny_model):
+    assert list(tiny_model.heads) == ['mask_head', 'box_head']
+    assert tiny_model.mask_head.tokens == ('[SEG]',) and tiny_model.box_head.tokens == ('[LOC]',)
+    assert {'SAMMaskHead', 'BoxHead', 'GroundingHead'} <= set(HEADS.module_dict)
+
+
+def test_heads_key_builds_the_same_model(tiny_cfg, tiny_model):
+    cfg = copy.deepcopy(tiny_cfg.model)
+    heads = dict(mask_head=dict(type='SAMMaskHead', token='[SEG]', **cfg.pop('mask_head')),
+                 box_head=dict(type='BoxHead', token='[LOC]', box_source=cfg.pop('box_source'),
+                               **cfg.pop('box_head')))
+    torch.manual_seed(0)
+    model = MODELS.build(dict(cfg, heads=heads))
+    a, b = model.state_dict(), tiny_model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize('answer,masks', [('Sure. [SEG] and [SEG].', 2), ('Sure. [SEG].', 1),
+                                          ('No such object.', 0)])
+def test_prediction_gives_one_mask_per_token_whatever_the_targets(tiny_model, answer, masks):
+    out = predict(tiny_model, '<image>\nSegment the squares.', answer, masks=1)
+    assert out.pred_masks.shape == (masks, 40, 50)  # the one GT mask is never looked at
+    assert out.pred_boxes.shape == (masks, 4)
+
+
+def test_box_head_gives_one_box_per_loc(tiny_model):
+    out = predict(tiny_model, '<image>\nLocate.', 'Sure. [SEG] [LOC] [LOC].', masks=0)
+    assert out.pred_masks.shape[0] == 1 and out.pred_boxes.shape == (2, 4)
+    assert out.pred_box_scores.shape == (2,)
+
+
+def test_a_heads_token_missing_from_the_tokenizer_is_one_clear_error(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg.model)
+    cfg.box_head['token'] = '[BOX]'
+    with pytest.raises(UserError, match=r'\[BOX\] is not in the tokenizer; add it to '
+                                        r'tokenizer.extra_tokens'):
+        MODELS.build(cfg)
+
+
+def test_extra_tokens_come_after_the_reference_tokens(tiny_cfg):
+    from ullava.models import build_tokenizer
+    from ullava.models.tokens import ADDED_TOKENS
+    plain = build_tokenizer(tiny=True)
+    tok = build_tokenizer(tiny=True, extra_tokens=['[PT]', '[REJ]'])
+    assert tok.convert_tokens_to_ids(ADDED_TOKENS) == plain.convert_tokens_to_ids(ADDED_TOKENS)
+    assert tok.convert_tokens_to_ids(['[PT]', '[REJ]']) == [len(plain), len(plain) + 1]
+
+
+def test_mmdet_dice_is_our_dice():
+    """The registered MaskDiceLoss is mmdet's DiceLoss(naive_dice, eps=1): either may be named."""
+    g = torch.Generator().manual_seed(0)
+    logits, gt = torch.randn(3, 9, 7, generator=g), torch.rand(3, 9, 7, generator=g) > 0.5
+    ours = MODELS.build(dict(type='MaskDiceLoss', loss_weight=0.5))
+    theirs = MODELS.build(dict(type='mmdet.DiceLoss', use_sigmoid=True, naive_dice=True,
+                               eps=1.0, loss_weight=0.5))
+    assert torch.allclose(ours(logits, gt, reduction_override='none'),
+                          theirs(logits, gt, reduction_override='none'), atol=1e-6)
+
+
+def test_bf16_cast_keeps_sams_positional_matrix_in_fp32(tiny_model):
+    head = tiny_model.mask_head.to(torch.bfloat16)
+    assert head.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.dtype == torch.float32
+    assert head.prompt_encoder.get_dense_pe().shape[1] == head.prompt_encoder.embed_dim
