@@ -82,3 +82,12 @@ def test_bf16_cast_keeps_sams_positional_matrix_in_fp32(tiny_model):
     head = tiny_model.mask_head.to(torch.bfloat16)
     assert head.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.dtype == torch.float32
     assert head.prompt_encoder.get_dense_pe().shape[1] == head.prompt_encoder.embed_dim
+
+
+def test_a_model_without_heads_reads_none_for_the_old_names(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg.model)
+    cfg.update(mask_head=None, box_head=None, trainable=['^projector'])
+    model = MODELS.build(cfg)
+    assert model.heads == {} and model.mask_head is None and model.box_head is None
+    with pytest.raises(AttributeError):
+        model.no_such_attribute

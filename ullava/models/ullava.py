@@ -27,7 +27,7 @@ from ullava.structures import ULLaVADataSample
 from ullava.utils import UserError
 
 from .heads.base import BaseHead, HeadBatch, dtype_of
-from .heads.legacy import legacy_heads
+from .heads.legacy import LEGACY_HEAD_NAMES, legacy_heads
 from .language import build_llm, build_tokenizer, decoder_and_head, special_token_ids
 from .projector import build_projector
 from .tokens import IGNORE_INDEX, IMAGE_PATCH, VIDEO_PATCH
@@ -86,7 +86,9 @@ class ULLaVA(BaseModel):
             head = HEADS.build(cfg, default_args=dict(llm_hidden=hidden))
             if not isinstance(head, BaseHead):
                 raise UserError(f'model.heads.{name}: {type(head).__name__} is not a BaseHead')
-            self.add_module(name, head)
+            if name in self._modules or hasattr(type(self), name):
+                raise UserError(f'model.heads: the name {name!r} is taken by the model itself')
+            setattr(self, name, head)  # not add_module: it refuses the legacy names (__getattr__)
             self.head_names.append(name)
         self.token_ids = self._head_token_ids(tokenizer)
         self.data_preprocessor.pad_token_id = self.tokenizer.pad_token_id
@@ -97,6 +99,14 @@ class ULLaVA(BaseModel):
         self.predict_protocol = predict_protocol
         self.generation = {**dict(max_new_tokens=32, do_sample=False), **(generation or {})}
         self.set_trainable(trainable)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in LEGACY_HEAD_NAMES:  # deprecated: a head the model was built without
+                return None
+            raise
 
     @property
     def heads(self) -> dict[str, BaseHead]:

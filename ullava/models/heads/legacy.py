@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ullava.utils import UserError
 
+# Attributes earlier code reads on the model (``model.mask_head is not None``): None when the
+# model has no head of that name.
+LEGACY_HEAD_NAMES = ('mask_head', 'box_head', 'detector')
+
 
 def legacy_heads(mask_head: dict | None, box_head: dict | None, detector: dict | None,
                  box_source: str | None, loss_weights: dict | None) -> dict:
