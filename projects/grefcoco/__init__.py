@@ -1,0 +1,1 @@
+"""Generalized referring segmentation (gRefCOCO) as an external head plugin (see README.md)."""
