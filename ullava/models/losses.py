@@ -50,10 +50,10 @@ def box_giou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # naive_dice=True, eps=1.0`` is exactly ``mask_dice_loss`` (tested), and a config may name it
 # (``loss_mask_dice=dict(type='mmdet.DiceLoss', ...)``); the default is our MaskDiceLoss only
 # because importing mmdet.models costs every process ~8 s. The others are ours because mmdet's
-# differ from the reference's definitions: its CrossEntropyLoss averages BCE over every pixel of the batch (the
-# reference averages per mask, then over masks: masks of different sizes weigh the same), its
-# L1Loss averages over coordinates (the reference sums the 4 and averages over boxes), and its
-# GIoULoss scores boxes with unordered corners (the reference skips them).
+# differ from the reference's definitions: its CrossEntropyLoss averages BCE over every pixel of
+# the batch (the reference averages per mask, then over masks: masks of different sizes weigh
+# the same), its L1Loss averages over coordinates (the reference sums the 4 and averages over
+# boxes), and its GIoULoss scores boxes with unordered corners (the reference skips them).
 class _WeightedLoss(nn.Module):
     """``loss_weight * fn(pred, target, reduction)``."""
 

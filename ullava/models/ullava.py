@@ -53,7 +53,8 @@ class ULLaVA(BaseModel):
         trainable: regexes over parameter names; matching parameters train, all others freeze.
         loss_weights: ``ce`` weighs the LM loss (the heads weigh their own terms; the old keys
             bce / dice / l1 / giou still reach them).
-        mask_head / box_head / detector / box_source: deprecated, see :func:`~.heads.legacy.legacy_heads`.
+        mask_head / box_head / detector / box_source: deprecated, see
+            :func:`~.heads.legacy.legacy_heads`.
         predict_protocol: ``'generate'`` (answer generated) or ``'teacher_forced'`` (the given
             answer is read in one forward pass, as the reference's RES/REC evaluation does).
         generation: kwargs for ``generate`` (max_new_tokens, do_sample, temperature, top_p).
@@ -90,7 +91,7 @@ class ULLaVA(BaseModel):
                 raise UserError(f'model.heads: the name {name!r} is taken by the model itself')
             setattr(self, name, head)  # not add_module: it refuses the legacy names (__getattr__)
             self.head_names.append(name)
-        self.token_ids = self._head_token_ids(tokenizer)
+        self.token_ids = self._head_token_ids()
         self.data_preprocessor.pad_token_id = self.tokenizer.pad_token_id
         if lora is not None:
             from peft import LoraConfig, get_peft_model
@@ -113,7 +114,7 @@ class ULLaVA(BaseModel):
         """The heads by name, in config order."""
         return {name: getattr(self, name) for name in self.head_names}
 
-    def _head_token_ids(self, tokenizer_cfg: dict) -> dict[str, int]:
+    def _head_token_ids(self) -> dict[str, int]:
         """ullava's special-token ids plus every head's token, checked to be in the tokenizer."""
         ids = special_token_ids(self.tokenizer)
         vocab = self.tokenizer.get_vocab()

@@ -15,7 +15,11 @@ class ULLaVADataSample(BaseDataElement):
         ``gt_boxes`` float [k,4] xyxy pixels; ``gt_boxes_norm`` [k,4] xyxy / longest side;
         ``gt_sem_seg`` int [H,W] (semantic segmentation).
 
-    Predictions (set by ``ULLaVA.predict``):
-        ``pred_text`` str; ``pred_masks`` bool [k,H,W]; ``pred_mask_scores`` float [k,H,W];
-        ``pred_boxes`` float [k,4] xyxy pixels; ``pred_box_scores`` [k].
+    Predictions (``pred_text`` set by ``ULLaVA.predict``, the rest by its heads: one output per
+    token of the answer, never padded or cut to the targets; metrics do the matching):
+        ``pred_text`` str; ``pred_masks`` bool [k,H,W]; ``pred_mask_scores`` float [k,H,W]
+        (k = the answer's [SEG]s); ``pred_boxes`` float [n,4] xyxy pixels and
+        ``pred_box_scores`` [n] (n = its [LOC]s, or k where it has none: boxes of the masks).
+        A plugin head adds its own (``BaseHead.pred_fields``); targets likewise
+        (``ullava.structures.targets``).
     """

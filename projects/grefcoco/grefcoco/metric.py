@@ -38,7 +38,8 @@ class GRESMetric(BaseMetric):
             pred = get_field(sample, 'pred_masks', 'GRESMetric', None)
             pred = torch.zeros(0, h, w, dtype=torch.bool) if pred is None \
                 else to_tensor(pred).bool().reshape(-1, h, w)
-            pred_nt = bool(get_field(sample, 'pred_rejected', 'GRESMetric', False)) and not len(pred)
+            rejected = bool(get_field(sample, 'pred_rejected', 'GRESMetric', False))
+            pred_nt = rejected and not len(pred)
             pred_union, gt_union = pred.any(0), gt.any(0)
             self.results.append(dict(
                 gt_nt=not len(gt), pred_nt=pred_nt, I=int((pred_union & gt_union).sum()),

@@ -35,7 +35,8 @@ def world_to_pointing(data_root: str | Path, split: str, max_points: int = 6) ->
     root = Path(data_root)
     meta_file = root / split / 'world_meta.json'
     if not meta_file.is_file():
-        raise UserError(f'{meta_file} not found: write the world first (python -m ullava.demo.world)')
+        raise UserError(f'{meta_file} not found: write the world first '
+                        f'(python -m ullava.demo.world)')
     meta = json.loads(meta_file.read_text())
     records = []
     for i in range(meta['counts']['images']):

@@ -113,12 +113,12 @@ class ResizeForSAM(BaseTransform):
                 results[field + '_sam'] = self._masks(results[field], new_hw)
         for field in target_fields('box'):
             if field in results:
-                results[field + '_norm'] = normalize_boxes(
-                    np.asarray(results[field], np.float32).reshape(-1, 4), (h, w)).astype(np.float32)
+                boxes = np.asarray(results[field], np.float32).reshape(-1, 4)
+                results[field + '_norm'] = normalize_boxes(boxes, (h, w)).astype(np.float32)
         for field in target_fields('point'):
             if field in results:
-                results[field + '_norm'] = normalize_points(
-                    np.asarray(results[field], np.float32).reshape(-1, 2), (h, w)).astype(np.float32)
+                points = np.asarray(results[field], np.float32).reshape(-1, 2)
+                results[field + '_norm'] = normalize_points(points, (h, w)).astype(np.float32)
         return results
 
     def _masks(self, masks: np.ndarray, new_hw: tuple[int, int]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The detector path of u-LLaVA v1: mmdet's GroundingDINO, prompted with the grounded phrase of
-the answer (``[tag]phrase[/tag]``), gives the box: :class:`~.detector_head.GroundingHead`, a head with no token
-of its own (``heads=dict(..., detector=dict(type='GroundingHead', model=...))``, or the old
-``ULLaVA(detector=..., box_source='detector')``).
+the answer (``[tag]phrase[/tag]``), gives the box: :class:`~.detector_head.GroundingHead`, a
+head with no token of its own (``heads=dict(..., detector=dict(type='GroundingHead',
+model=...))``, or the old ``ULLaVA(detector=..., box_source='detector')``).
 
 mmdet 3.3.0's BERT wrapper calls ``tokenizer.batch_encode_plus`` (removed in transformers 5) and
 hands transformers' BERT a 3-D sub-sentence attention mask (transformers 5 wants 2-D or 4-D).
