@@ -13,7 +13,9 @@ os.environ.setdefault('MKL_CBWR', 'COMPATIBLE')
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.use_deterministic_algorithms(True)
+from ullava.utils.reproducibility import use_deterministic_kernels  # noqa: E402
+
+use_deterministic_kernels()
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

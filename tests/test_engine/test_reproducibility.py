@@ -79,7 +79,8 @@ def _runner(work: Path, iters: int, resume: str | None = None) -> Runner:
                                                      interval=2)),
                   custom_hooks=[dict(type=RandomStateHook)],
                   randomness=dict(seed=0, deterministic=True),
-                  resume=resume is not None, load_from=resume, default_scope='mmengine')
+                  resume=resume is not None, load_from=resume,
+                  default_scope='ullava')  # the suite's scope: 'mmengine' would stay current
 
 
 def test_resume_replays_the_random_stream(tmp_path):

@@ -80,14 +80,25 @@ def prepare_deterministic(cfg: Any) -> None:
                   'identical runs', logger='current', level='WARNING')
 
 
+def use_deterministic_kernels() -> None:
+    """``torch.use_deterministic_algorithms(True)``, minus two side effects that hurt here.
+
+    On CUDA some ops (bilinear upsampling's backward: SAM's post-processing) have no deterministic
+    kernel and would raise, so there they only warn. And torch then fills every new empty tensor
+    with NaN, a debugging aid for reads of uninitialised memory: mmdet's GroundingDINO reads such
+    memory only to mask it out, and the NaNs survive the masking (its boxes all came out NaN).
+    """
+    if torch.cuda.is_available():
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
 def finish_deterministic(cfg: Any) -> None:
-    """After the Runner is built. MMEngine turned on ``use_deterministic_algorithms(True)``;
-    on CUDA some ops (bilinear upsampling's backward, SAM's post-processing) have no
-    deterministic kernel and would raise, so there they only warn."""
-    if not deterministic_requested(cfg) or not torch.cuda.is_available():
-        return
-    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    """After the Runner is built (MMEngine turned on deterministic algorithms with their side
+    effects): :func:`use_deterministic_kernels`."""
+    if deterministic_requested(cfg):
+        use_deterministic_kernels()
 
 
 def random_states() -> dict:
