@@ -33,9 +33,9 @@ def registry_for(key: str, top: bool):
              'param_scheduler': ul.PARAM_SCHEDULERS, 'train_cfg': ul.LOOPS, 'test_cfg': ul.LOOPS,
              'val_cfg': ul.LOOPS, 'default_hooks': ul.HOOKS, 'custom_hooks': ul.HOOKS,
              'visualizer': ul.VISUALIZERS, 'vis_backends': ul.VISBACKENDS,
-             'log_processor': mm.LOG_PROCESSORS}
+             'log_processor': mm.LOG_PROCESSORS, 'heads': ul.HEADS}
     nested = ('dataset', 'datasets', 'pipeline', 'sampler', 'collate_fn', 'metric', 'optimizer',
-              'vis_backends')
+              'vis_backends', 'heads')
     return table.get(key) if top or key in nested else None
 
 

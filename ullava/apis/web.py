@@ -99,15 +99,15 @@ def chat_predict(inferencer, turns: Sequence[tuple[str, str | None]],
     finally:
         model.predict_protocol, model.generation = saved
 
-    # prediction k belongs to the k-th [SEG] (mask) and the k-th [LOC] (box) of the whole input
+    # one mask per [SEG] and one box per [LOC] of the whole input (boxes read off the masks
+    # where it has no [LOC]; no mask where there is no image), the earlier answers' first
     prompt = packed['inputs']['input_ids'][:packed['inputs']['prompt_len']]
     before = {t: int((prompt == model.token_ids[t]).sum()) for t in (SEG, LOC)}
-    own = {t: range(before[t], before[t] + sample.pred_text.count(t)) for t in (SEG, LOC)}
-    slots = sorted(set(own[SEG]) | set(own[LOC]))
-    boxes = sample.pred_boxes.cpu().numpy()
-    return dict(text=sample.pred_text,
-                masks=sample.pred_masks.cpu().numpy()[own[SEG].start:own[SEG].stop],
-                boxes=boxes[slots] if slots else boxes[:0])
+    box_token = LOC if before[LOC] + sample.pred_text.count(LOC) else SEG
+    h, w = image.shape[:2] if image is not None else (0, 0)
+    masks = sample.get('pred_masks', torch.zeros(0, h, w, dtype=torch.bool)).cpu().numpy()
+    boxes = sample.get('pred_boxes', torch.zeros(0, 4)).cpu().numpy()
+    return dict(text=sample.pred_text, masks=masks[before[SEG]:], boxes=boxes[before[box_token]:])
 
 
 def stream_answer(inferencer, turns: Sequence[tuple[str, str | None]],
