@@ -9,6 +9,7 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
@@ -45,6 +46,9 @@ PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDUL
                             locations=['ullava.engine'])
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, locations=['ullava.visualization'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, locations=['ullava.visualization'])
+# none of our own: the child only lets the Runner's scoped lookup of `LogProcessor` succeed
+# without MMEngine's "Failed to search registry with scope ullava" warning at every start
+LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS)
 # The model's heads (``ULLaVA(heads=dict(name=dict(type=...)))``). A root of its own, not a child
 # of MMEngine's MODELS: MODELS already has the child of scope 'ullava' (above), and MMEngine
 # resolves a build under ``default_scope='ullava'`` to that child, so a second 'ullava' child
