@@ -1,18 +1,19 @@
 """Issue #13's guard: a converted reference-layout checkpoint gives the outputs it gave before the
-heads became registered plugins (recorded in ``golden/reference_outputs.pt`` by this file's
+heads became registered plugins (recorded in ``golden/reference_outputs.json`` by this file's
 ``record`` with the pre-#13 model, 126fc94..91ed8c3).
 
 The checkpoint is the seeded reference-layout model of ``tests/test_tools/test_convert.py``,
 converted by ``convert_checkpoint``; the outputs are its teacher-forced and generated predictions
 (text, mask probabilities, boxes with every ``box_source``) and its losses.
 """
+import json
 from pathlib import Path
 
 import torch
 
 from test_tools.test_convert import ReferenceModel, seg_sample
 
-GOLDEN = Path(__file__).parent / 'golden' / 'reference_outputs.pt'
+GOLDEN = Path(__file__).parent / 'golden' / 'reference_outputs.json'
 ORI = (40, 50)
 
 
@@ -68,14 +69,32 @@ def outputs(model) -> dict:
     return out
 
 
+def save_golden(out: dict, path: Path = GOLDEN) -> None:
+    """Outputs as JSON text (tensors: dtype, shape, values; float32 round-trips exactly)."""
+    def encode(v):
+        if isinstance(v, str):
+            return v
+        return dict(dtype=str(v.dtype).removeprefix('torch.'), shape=list(v.shape),
+                    values=v.flatten().tolist())
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({k: encode(v) for k, v in out.items()}, indent=0))
+
+
+def load_golden(path: Path = GOLDEN) -> dict:
+    def decode(v):
+        if isinstance(v, str):
+            return v
+        return torch.tensor(v['values'], dtype=getattr(torch, v['dtype'])).reshape(v['shape'])
+    return {k: decode(v) for k, v in json.loads(path.read_text()).items()}
+
+
 def record(tmp_path) -> None:
     """Write the golden file (run once, with the pre-#13 model)."""
-    GOLDEN.parent.mkdir(exist_ok=True)
-    torch.save(outputs(converted_model(tmp_path)), GOLDEN)
+    save_golden(outputs(converted_model(tmp_path)))
 
 
 def test_converted_reference_checkpoint_gives_the_recorded_outputs(tmp_path):
-    golden = torch.load(GOLDEN, weights_only=True)
+    golden = load_golden()
     now = outputs(converted_model(tmp_path))
     assert sorted(now) == sorted(golden)
     for key, value in golden.items():
