@@ -51,7 +51,7 @@ def test_detector_alone_runs_a_forward_on_cpu(tiny_gdino):
 
 def test_box_source_detector_gives_boxes_inside_the_image(tiny_cfg, tiny_gdino):
     cfg = copy.deepcopy(tiny_cfg.model)
-    cfg.update(detector=dict(model=tiny_gdino), box_source='detector',
+    cfg.update(detector=dict(model=copy.deepcopy(tiny_gdino)), box_source='detector',
                predict_protocol='teacher_forced')
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
@@ -65,3 +65,15 @@ def test_box_source_detector_gives_boxes_inside_the_image(tiny_cfg, tiny_gdino):
     assert out.pred_boxes.shape == (1, 4)
     assert 0 <= box[0] <= box[2] <= 50 + 1e-3 and 0 <= box[1] <= box[3] <= 40 + 1e-3
     assert out.pred_box_scores[0] > 0
+
+
+def test_detector_without_checkpoint_reads_no_uninitialised_memory(tiny_gdino):
+    """With torch's NaN fill of new tensors on, any parameter mmdet leaves to ``init_weights``
+    (``level_embed``) would turn every box into NaN; with it off, into garbage now and then."""
+    from ullava.models.heads.grounding import GroundingDetector
+    assert torch.utils.deterministic.fill_uninitialized_memory  # the suite keeps torch's default
+    torch.manual_seed(0)
+    det = GroundingDetector(copy.deepcopy(tiny_gdino))
+    assert all(torch.isfinite(p).all() for p in det.parameters())
+    out = det([torch.randint(0, 255, (3, 64, 80), dtype=torch.uint8)], ['red circle'])[0]
+    assert torch.isfinite(out['boxes']).all() and torch.isfinite(out['scores']).all()

@@ -81,17 +81,17 @@ def prepare_deterministic(cfg: Any) -> None:
 
 
 def use_deterministic_kernels() -> None:
-    """``torch.use_deterministic_algorithms(True)``, minus two side effects that hurt here.
+    """``torch.use_deterministic_algorithms(True)``; on CUDA warn-only.
 
     On CUDA some ops (bilinear upsampling's backward: SAM's post-processing) have no deterministic
-    kernel and would raise, so there they only warn. And torch then fills every new empty tensor
-    with NaN, a debugging aid for reads of uninitialised memory: mmdet's GroundingDINO reads such
-    memory only to mask it out, and the NaNs survive the masking (its boxes all came out NaN).
+    kernel and would raise, so there they only warn. Torch's other side effect is kept on purpose:
+    every new empty tensor is filled with NaN, so a read of uninitialised memory shows up as NaN
+    every time instead of as garbage now and then (it found GroundingDINO's ``level_embed`` left
+    uninitialised without a checkpoint: ``GroundingDetector._init_without_checkpoint``).
     """
     if torch.cuda.is_available():
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
-    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def finish_deterministic(cfg: Any) -> None:

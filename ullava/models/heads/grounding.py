@@ -65,7 +65,20 @@ class GroundingDetector(nn.Module):
         if checkpoint is not None:
             state = load_external_checkpoint(checkpoint)
             self.model.load_state_dict(state.get('state_dict', state))
+        else:
+            self._init_without_checkpoint()
         self.model.eval().requires_grad_(False)
+
+    def _init_without_checkpoint(self) -> None:
+        """mmdet leaves some parameters as ``torch.Tensor(n, d)`` until ``init_weights`` (the
+        encoder's ``level_embed``): uninitialised memory, so a detector without a checkpoint gave
+        NaN boxes at random. Its own ``init_weights``, minus ``Pretrained`` entries (URLs: nothing
+        downloads here; real weights come from ``checkpoint``)."""
+        for module in self.model.modules():
+            init_cfg = getattr(module, 'init_cfg', None)
+            if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+                module.init_cfg = None
+        self.model.init_weights()
 
     @torch.no_grad()
     def forward(self, images: list[torch.Tensor], phrases: list[str]) -> list[dict]:
