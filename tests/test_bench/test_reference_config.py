@@ -1,5 +1,5 @@
-"""bench/bench_reference_config.py: the issue's batch layout, and the cached-embeddings variant
-computing the same losses as the full step without running the SAM encoder."""
+"""bench/bench_reference_config.py: the issue's batch layout, and the embedding-cache variant
+computing the same losses as the full step without running the SAM encoder or CLIP."""
 import sys
 from pathlib import Path
 
@@ -9,7 +9,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'bench'))
 
-from bench_reference_config import (given_sam_embeddings, reference_model_cfg,  # noqa: E402
+from bench_reference_config import (embedding_caches, reference_model_cfg,  # noqa: E402
                                     res_batch)
 
 
@@ -47,18 +47,22 @@ def test_batch_layout(model):
     assert ds.metainfo['sam_resized_shape'] == (192, 256)
 
 
-def test_given_embeddings_give_the_same_losses(model):
+def test_cached_embeddings_give_the_same_losses(model):
+    from ullava.models.embedding_cache import EmbeddingCache
     model.train()
     batch = res_batch(model, seed=1)
     data = model.data_preprocessor(batch, True)
+    caches = {model.mask_head: EmbeddingCache(), model.vision_tower: EmbeddingCache()}
     with torch.no_grad():
         full = model(**data, mode='loss')
-        embeddings = model.mask_head.encode_images(data['inputs']['sam_images'])
-        with given_sam_embeddings(model, embeddings):
+        with embedding_caches(model, caches, check=False):
+            model(**data, mode='loss')  # fills the caches
+        with embedding_caches(model, caches, check=True):
             cached = model(**data, mode='loss')
-            with pytest.raises(RuntimeError, match='SAM encoder ran'):
+            with pytest.raises(RuntimeError, match='cached encoder ran'):
                 model.mask_head.image_encoder(data['inputs']['sam_images'])
     assert full.keys() == cached.keys()
     for k in full:
         torch.testing.assert_close(cached[k], full[k], rtol=0, atol=0)
-    assert 'encode_images' not in vars(model.mask_head)  # the real method is back
+    assert caches[model.mask_head].hits == 2 and caches[model.vision_tower].hits == 2
+    assert model.mask_head.embedding_cache is None  # the model is given back uncached

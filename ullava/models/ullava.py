@@ -31,7 +31,7 @@ from .heads.legacy import LEGACY_HEAD_NAMES, legacy_heads
 from .language import build_llm, build_tokenizer, decoder_and_head, special_token_ids
 from .projector import build_projector
 from .tokens import IGNORE_INDEX, IMAGE_PATCH, VIDEO_PATCH
-from .vision import CLIPVisionTower
+from .vision import build_vision_tower
 
 __all__ = ['ULLaVA', 'dtype_of']
 
@@ -44,7 +44,8 @@ class ULLaVA(BaseModel):
         tokenizer: ``dict(path=FOLDER)`` or ``dict(tiny=True)``; ``extra_tokens`` must hold the
             heads' tokens the reference does not have (the data pipeline uses the same dict).
         llm: ``dict(pretrained=FOLDER)`` or ``dict(config={...})``; optional ``torch_dtype``.
-        vision_tower: kwargs of :class:`CLIPVisionTower`.
+        vision_tower: kwargs of :class:`~.vision.CLIPVisionTower` (the reference's), or
+            ``dict(type='SAMEncoderTower', ...)`` (``ullava/models/vision.py``).
         projector: ``'mlp'`` / ``'linear'`` (one Linear, the reference's ``'mlp'``: released
             weights) or ``'mlp2x'`` (Linear-GELU-Linear).
         heads: name -> head config (``HEADS``), built in this order with ``llm_hidden``; the
@@ -76,7 +77,7 @@ class ULLaVA(BaseModel):
         heads = {**legacy_heads(mask_head, box_head, detector, box_source, loss_weights),
                  **(heads or {})}
         self.tokenizer = build_tokenizer(**tokenizer)
-        self.vision_tower = CLIPVisionTower(**vision_tower)
+        self.vision_tower = build_vision_tower(vision_tower)
         self.llm = build_llm(self.tokenizer, **llm)
         hidden = self.llm.config.hidden_size
         self.projector = build_projector(projector, self.vision_tower.hidden_size, hidden)
@@ -193,13 +194,17 @@ class ULLaVA(BaseModel):
         """Token embeddings with the projected image/video features spliced in."""
         embeds = self.llm.get_input_embeddings()(input_ids)
         image_feats = video_feats = None
-        if inputs.get('images') is not None:
-            feats = self.vision_tower(inputs['images'])
+        # a tower reading SAM's view of the images (SAMEncoderTower) is spliced at sam_index
+        stream = getattr(self.vision_tower, 'image_stream', 'clip')
+        images, image_index = (inputs.get('sam_images'), inputs.get('sam_index')) \
+            if stream == 'sam' else (inputs.get('images'), inputs.get('image_index'))
+        if images is not None:
+            feats = self.vision_tower(images)
             image_feats = self.projector(feats.to(dtype_of(self.projector)))
         if inputs.get('videos') is not None:
             feats = self.vision_tower.encode_video(inputs['videos'])
             video_feats = self.projector(feats.to(dtype_of(self.projector)))
-        embeds = self._splice(embeds, input_ids, IMAGE_PATCH, image_feats, inputs.get('image_index'))
+        embeds = self._splice(embeds, input_ids, IMAGE_PATCH, image_feats, image_index)
         return self._splice(embeds, input_ids, VIDEO_PATCH, video_feats, inputs.get('video_index'))
 
     def hidden_states(self, inputs: dict, input_ids: torch.Tensor,

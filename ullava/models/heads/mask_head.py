@@ -128,6 +128,9 @@ class SAMMaskHead(BaseHead):
         loss_frame: ``'original'`` (the reference: BCE/Dice on the logits post-processed to the
             original image size, against the original-size masks) or ``'sam'`` (in the
             resized-and-padded SAM frame against ``gt_masks_sam``: faster, one batched call).
+        embedding_cache: kwargs of :class:`~ullava.models.embedding_cache.EmbeddingCache`
+            (``dict(cache_dir=...)``): a frozen image encoder's embeddings are computed once per
+            input and reused (across epochs, and across prompts on one image at inference).
     """
 
     target_fields = {'gt_masks': 'mask'}
@@ -138,8 +141,10 @@ class SAMMaskHead(BaseHead):
                  checkpoint: str | Sequence[str] | None = None, token: str = '[SEG]',
                  prompt_state: str = 'before', loss_frame: str = 'original',
                  loss_mask_bce: dict | None = None, loss_mask_dice: dict | None = None,
-                 fused_attention: bool = True) -> None:
+                 fused_attention: bool = True, embedding_cache: dict | None = None) -> None:
         super().__init__(tokens=(token,), prompt_state=prompt_state)
+        from ullava.models.embedding_cache import build_embedding_cache
+        self.embedding_cache = build_embedding_cache(embedding_cache)
         if loss_frame not in LOSS_FRAMES:
             raise UserError(f"mask_head.loss_frame must be 'original' (the reference's) or 'sam', "
                             f'got {loss_frame!r}')
@@ -223,8 +228,16 @@ class SAMMaskHead(BaseHead):
         return unused
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """[B,3,S,S] normalised SAM inputs -> image embeddings [B,C,S/16,S/16], batched."""
+        """[B,3,S,S] normalised SAM inputs -> image embeddings [B,C,S/16,S/16], batched (from
+        the embedding cache where one is configured and the encoder is frozen)."""
+        if self.embedding_cache is not None:
+            return self.embedding_cache(self.image_encoder, images)
         return self.image_encoder(images)
+
+    def warm_cache(self, inputs: dict) -> None:
+        """Compute (and so cache) the embeddings of a preprocessed batch's SAM images."""
+        if inputs.get('sam_images') is not None:
+            self.encode_images(inputs['sam_images'].to(dtype_of(self)))
 
     def forward(self, image_embeddings: torch.Tensor, seg_states: torch.Tensor,
                 prompt_to_image: torch.Tensor) -> torch.Tensor:
