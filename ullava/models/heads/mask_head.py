@@ -29,6 +29,8 @@ SAM_PRESETS = {
     'vit_b': dict(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11)),
 }
 LOSS_FRAMES = ('original', 'sam')
+# ``loss_points``' keys and their defaults: Mask2Former's (mmdet's ``train_cfg``).
+LOSS_POINTS = dict(num_points=12544, oversample_ratio=3.0, importance_sample_ratio=0.75)
 
 
 def mlp(*dims: int) -> nn.Sequential:
@@ -128,6 +130,14 @@ class SAMMaskHead(BaseHead):
         loss_frame: ``'original'`` (the reference: BCE/Dice on the logits post-processed to the
             original image size, against the original-size masks) or ``'sam'`` (in the
             resized-and-padded SAM frame against ``gt_masks_sam``: faster, one batched call).
+        loss_points: None (the reference: BCE/Dice on every pixel of ``loss_frame``) or a dict
+            of ``num_points`` (12544), ``oversample_ratio`` (3.0) and
+            ``importance_sample_ratio`` (0.75), missing keys taking those (Mask2Former's)
+            values: BCE/Dice on ``num_points`` points per mask, sampled in ``loss_frame`` as
+            mmdet's Mask2Former does (``oversample_ratio * num_points`` random points, the
+            ``importance_sample_ratio`` share of ``num_points`` kept where the logits are the
+            most uncertain, ``-|logit|``, the rest uniform; torch's global generator). Off by
+            default; a training-only option (docs/conventions.md).
         embedding_cache: kwargs of :class:`~ullava.models.embedding_cache.EmbeddingCache`
             (``dict(cache_dir=...)``): a frozen image encoder's embeddings are computed once per
             input and reused (across epochs, and across prompts on one image at inference).
@@ -141,7 +151,8 @@ class SAMMaskHead(BaseHead):
                  checkpoint: str | Sequence[str] | None = None, token: str = '[SEG]',
                  prompt_state: str = 'before', loss_frame: str = 'original',
                  loss_mask_bce: dict | None = None, loss_mask_dice: dict | None = None,
-                 fused_attention: bool = True, embedding_cache: dict | None = None) -> None:
+                 fused_attention: bool = True, embedding_cache: dict | None = None,
+                 loss_points: dict | None = None) -> None:
         super().__init__(tokens=(token,), prompt_state=prompt_state)
         from ullava.models.embedding_cache import build_embedding_cache
         self.embedding_cache = build_embedding_cache(embedding_cache)
@@ -152,6 +163,7 @@ class SAMMaskHead(BaseHead):
         self.loss_mask_dice = MODELS.build(loss_mask_dice or dict(type='MaskDiceLoss',
                                                                   loss_weight=0.5))
         self.loss_frame = loss_frame
+        self.loss_points = check_loss_points(loss_points)
         dec = {**dict(depth=2, mlp_dim=2048, num_heads=8), **(decoder or {})}
         grid = image_size // patch_size
         self.image_size = image_size
@@ -300,7 +312,8 @@ class SAMMaskHead(BaseHead):
 
     def loss(self, batch: HeadBatch, data_samples: Sequence) -> dict:
         """BCE and Dice averaged over every mask of the batch, each in ``loss_frame`` (sizes
-        differ between samples at the original size, hence the loop)."""
+        differ between samples at the original size, hence the loop), on every pixel or, with
+        ``loss_points``, on sampled points (:meth:`sample_loss_points`)."""
         states, sample_idx, counts = batch.prompts(self.token, self.prompt_state)
         field = 'gt_masks_sam' if self.loss_frame == 'sam' else 'gt_masks'
         if not targets_per_token(data_samples, field, counts, self.token):
@@ -310,6 +323,8 @@ class SAMMaskHead(BaseHead):
         for one, ds in zip(logits.split(counts.tolist()), data_samples):
             if len(one):
                 one, gt = self.loss_frame_pair(one, ds)
+                if self.loss_points is not None:
+                    one, gt = self.sample_loss_points(one, gt)
                 bce.append(self.loss_mask_bce(one, gt, reduction_override='none'))
                 dice.append(self.loss_mask_dice(one, gt, reduction_override='none'))
         return dict(loss_mask_bce=torch.cat(bce).mean(), loss_mask_dice=torch.cat(dice).mean())
@@ -338,6 +353,33 @@ class SAMMaskHead(BaseHead):
             ds.pred_boxes = boxes_from_masks(ds.pred_masks)
             ds.pred_box_scores = torch.ones(len(scores), device=counts.device)
 
+    def sample_loss_points(self, logits: torch.Tensor,
+                           gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample's logits [k,H,W] and masks [k,H,W] (one frame) -> their values [k,P] at
+        ``loss_points['num_points']`` points per mask, chosen as Mask2Former chooses them.
+
+        The pattern of mmdet's ``Mask2FormerHead.loss_by_feat``: the points (normalised [0,1]
+        coordinates) and the targets at them are computed without grad, since the choice of
+        points is not to be learnt; only the logits' sampling carries gradient, so the loss's own
+        work is on k * P values instead of k * H * W (the logits' gradient is still full-size,
+        zero away from the points). The targets are the bilinear samples of the
+        float masks (soft at the boundary), as there. Both tensors are in the same frame
+        (``loss_frame_pair``), so one set of coordinates serves both. The loss modules flatten
+        all but the first dimension, so [k,P] is averaged per mask and then over masks exactly
+        as [k,H,W] is. mmcv / mmdet are imported here: only runs that switch this on pay for
+        loading them.
+        """
+        from mmcv.ops import point_sample
+        from mmdet.models.utils.point_sample import get_uncertain_point_coords_with_randomness
+        cfg = self.loss_points
+        logits = logits[:, None]  # [k,1,H,W]: one class-agnostic channel per mask
+        with torch.no_grad():
+            coords = get_uncertain_point_coords_with_randomness(
+                logits, None, cfg['num_points'], cfg['oversample_ratio'],
+                cfg['importance_sample_ratio'])  # [k,P,2]
+            gt_points = point_sample(gt[:, None].to(logits.dtype), coords)[:, 0]
+        return point_sample(logits, coords)[:, 0], gt_points
+
     def loss_frame_pair(self, logits: torch.Tensor, data_sample) -> tuple[torch.Tensor, torch.Tensor]:
         """One sample's mask logits [k,S,S] (SAM frame) and its target masks, both in the frame
         the loss is computed in (``loss_frame``)."""
@@ -346,6 +388,29 @@ class SAMMaskHead(BaseHead):
         meta = data_sample.metainfo
         return postprocess_masks(logits, meta['sam_resized_shape'], meta['ori_shape']), \
             data_sample.gt_masks
+
+
+def check_loss_points(cfg: Mapping | None) -> dict | None:
+    """``mask_head.loss_points`` with its defaults filled in (None stays None)."""
+    if cfg is None:
+        return None
+    if not isinstance(cfg, Mapping):
+        raise UserError(f'mask_head.loss_points must be None or a dict of '
+                        f'{", ".join(LOSS_POINTS)}, got {cfg!r}')
+    unknown = sorted(set(cfg) - set(LOSS_POINTS))
+    if unknown:
+        raise UserError(f'mask_head.loss_points: unknown key {unknown[0]!r}, expected '
+                        f'{", ".join(LOSS_POINTS)}')
+    out = {**LOSS_POINTS, **cfg}
+    n, over, share = out['num_points'], out['oversample_ratio'], out['importance_sample_ratio']
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f'mask_head.loss_points.num_points must be an int >= 1, got {n!r}')
+    if isinstance(over, bool) or not isinstance(over, (int, float)) or not over >= 1:
+        raise UserError(f'mask_head.loss_points.oversample_ratio must be >= 1, got {over!r}')
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise UserError(f'mask_head.loss_points.importance_sample_ratio must be in [0, 1], '
+                        f'got {share!r}')
+    return dict(num_points=n, oversample_ratio=float(over), importance_sample_ratio=float(share))
 
 
 def postprocess_masks(logits: torch.Tensor, resized_hw: tuple[int, int],
