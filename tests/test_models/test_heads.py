@@ -91,3 +91,33 @@ def test_a_model_without_heads_reads_none_for_the_old_names(tiny_cfg):
     assert model.heads == {} and model.mask_head is None and model.box_head is None
     with pytest.raises(AttributeError):
         model.no_such_attribute
+
+
+def test_box_head_image_attention_reads_the_image_tokens(tiny_cfg):
+    """ullava's variant: the [LOC] query attends over its sample's image-token states, so the
+    box changes with the image tokens (and only with its own sample's), and trains."""
+    from .batch import mixed_batch
+    cfg = copy.deepcopy(tiny_cfg.model)
+    cfg.box_head = dict(prompt_dim=64, image_attention=4)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg).train()
+    data = model.data_preprocessor(mixed_batch(model), True)
+    losses = model(**data, mode='loss')
+    sum(losses.values()).backward()
+    assert model.box_head.image_attn.in_proj_weight.grad.abs().sum() > 0
+    model.eval()
+    head, inputs = model.box_head, data['inputs']
+    hidden = model.hidden_states(inputs, inputs['input_ids'], inputs['attention_mask'])
+    from ullava.models.heads.base import HeadBatch
+    batch = HeadBatch(inputs, inputs['input_ids'], hidden.detach(), model.token_ids,
+                      model.data_preprocessor)
+    states, owner, _ = batch.prompts('[LOC]')
+    before = head._boxes(batch, states, owner)
+    from ullava.models.tokens import IMAGE_PATCH
+    other = hidden.detach().clone()
+    last = int(owner[-1])  # change the image tokens of the last prompt's sample only
+    other[last][inputs['input_ids'][last] == model.token_ids[IMAGE_PATCH]] += 1.0
+    after = head._boxes(HeadBatch(inputs, inputs['input_ids'], other, model.token_ids,
+                                  model.data_preprocessor), states, owner)
+    moved = (after - before).abs().sum(1) > 1e-6
+    assert moved.tolist() == (owner == last).tolist()
