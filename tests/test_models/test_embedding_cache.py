@@ -150,3 +150,19 @@ def test_warm_hook_computes_each_image_once(shared_cfg, world):
     images = {ds.datasets[0].get_data_info(i)['img_path'] for i in range(len(ds.datasets[0]))}
     assert warmed == len(images) and sum(rows) == len(images)
     assert model.training  # given back in the mode it came
+
+
+def test_sam_tower_tokens_carry_position_and_colour():
+    from ullava.models.vision import SAMEncoderTower
+    torch.manual_seed(0)
+    tower = SAMEncoderTower(image_size=64, position_features=8, pixel_features=2).eval()
+    assert tower.hidden_size == 256 + 8 + 12 and tower.num_patches == 16
+    image = torch.zeros(1, 3, 64, 64)
+    image[0, 0, :, 32:] = 1.0  # red channel on in the right half
+    tokens = tower(image)[0]
+    colour = tokens[:, 256:268].reshape(16, 3, 4)  # channel x 2x2 sub-cells
+    red = colour[:, 0].mean(1).reshape(4, 4)
+    assert torch.equal(red[:, 2:], torch.ones(4, 2)) and torch.equal(red[:, :2], torch.zeros(4, 2))
+    position = tokens[:, 268:]
+    assert torch.equal(position, tower(torch.randn(1, 3, 64, 64))[0, :, 268:])  # image-free
+    assert len({tuple(p.tolist()) for p in position}) == 16  # every cell its own code
