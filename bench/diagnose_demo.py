@@ -6,6 +6,7 @@
 On the held-out split of the shapes world it prints, as markdown tables:
 
 * RES IoU by kind of expression (plain / positional / relational);
+* REC Acc@0.5 (IoU > 0.5, unclipped) with boxes from the predicted masks and from the [LOC] head;
 * VQA accuracy by kind of question (count, presence, colour, shape, size, relations);
 * how the [SEG] prompts behave: mean cosine similarity of the [SEG] states of *different*
   expressions, how much of the predicted masks changes when the prompts of a batch are shuffled
@@ -18,6 +19,7 @@ docs/benchmarks.md records the output with this command.
 """
 import argparse
 import collections
+import copy
 import os
 import sys
 
@@ -26,21 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torchvision.ops import box_iou  # noqa: E402
 
-QUESTIONS = ('How many shapes', 'How many', 'Is there', 'What colour', 'What shape',
-             'small or large', 'left or right', 'above or below')
-
-
-def expression_kind(prompt: str) -> str:
-    """The referring grammar's kind of expression (ullava.demo.language) in a templated prompt."""
-    from ullava.demo.language import POSITIONS, RELATIONS
-    if any(p in prompt for p in POSITIONS):
-        return 'positional'
-    return 'relational' if any(f' {r} ' in prompt for r in RELATIONS) else 'plain'
-
-
-def question_kind(prompt: str) -> str:
-    return next((q for q in QUESTIONS if q in prompt), 'other')
+from ullava.demo.language import expression_kind, question_kind  # noqa: E402
 
 
 def batches(dataset, limit: int, size: int = 16):
@@ -73,7 +63,8 @@ def linear_probe(x: np.ndarray, y: np.ndarray, classes: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--config', default='configs/demo/ullava_tiny_demo.py')
-    parser.add_argument('--checkpoint', default='work_dirs/demo/iter_3600.pth')
+    parser.add_argument('--checkpoint', default=None,
+                        help='default: the last checkpoint of work_dirs/demo')
     parser.add_argument('--limit', type=int, default=480, help='samples per task')
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -82,16 +73,20 @@ def main() -> None:
 
     from ullava.demo.world import COLOURS, KINDS
     from ullava.engine.launch import load_config
+    from ullava.models.heads.base import HeadBatch
     from ullava.registry import DATASETS, MODELS
     from ullava.utils import install_compat
     install_compat()
+    if args.checkpoint is None:
+        args.checkpoint = open('work_dirs/demo/last_checkpoint').read().strip()
     cfg = load_config(args.config)
     model = MODELS.build(cfg.model)
     model.load_state_dict(_load_checkpoint(args.checkpoint, map_location='cpu')['state_dict'])
     model.eval()
     val = {d['task']: d for d in cfg.test_dataloader.dataset.datasets}
     with DefaultScope.overwrite_default_scope('ullava'):
-        res, vqa = DATASETS.build(val['res']), DATASETS.build(val['vqa'])
+        res, rec, vqa = (DATASETS.build(val[t]) for t in ('res', 'rec', 'vqa'))
+    box_source = model.box_source
 
     ious, vqa_hits = collections.defaultdict(list), collections.defaultdict(list)
     states, colours, kinds, cosines, changed = [], [], [], [], []
@@ -106,13 +101,16 @@ def main() -> None:
             # the [SEG] states of the ground-truth answers (teacher forcing), as in training
             inputs = model.data_preprocessor(batch, True)['inputs']
             hidden = model.hidden_states(inputs, inputs['input_ids'], inputs['attention_mask'])
-            seg, owner, _ = model._prompts(inputs['input_ids'], hidden, '[SEG]')
+            head_batch = HeadBatch(inputs, inputs['input_ids'], hidden, model.token_ids,
+                                   model.data_preprocessor)
+            head = model.heads[next(n for n, h in model.heads.items() if '[SEG]' in h.tokens)]
+            seg, owner, _ = head_batch.prompts('[SEG]', head.prompt_state)
             unit = F.normalize(seg.float(), dim=-1)
             off_diagonal = ~torch.eye(len(seg), dtype=torch.bool)
             cosines.append((unit @ unit.T)[off_diagonal].mean().item())
-            logits = model._mask_logits(inputs, seg, owner)
+            logits = head.mask_logits(head_batch, seg, owner)
             # roll by 3: a record's (up to 3) expressions of one target are neighbours
-            shuffled = model._mask_logits(inputs, seg.roll(3, 0), owner)
+            shuffled = head.mask_logits(head_batch, seg.roll(3, 0), owner)
             fg = ((logits > 0) | (shuffled > 0)).sum().item()
             changed.append(((logits > 0) != (shuffled > 0)).sum().item() / max(fg, 1))
             for state, sample in zip(seg, batch['data_samples']):
@@ -124,6 +122,16 @@ def main() -> None:
                     states.append(state.float().numpy())
                     colours.append(list(COLOURS).index(colour[0]))
                     kinds.append(KINDS.index(kind[0]))
+        rec_hits = collections.defaultdict(list)
+        for batch in batches(rec, args.limit):
+            for source in ('mask', 'head'):  # REC's boxes from the masks, and from [LOC]
+                model.box_source = source
+                data = model.data_preprocessor(copy.deepcopy(batch), False)
+                for s in model(**data, mode='predict'):
+                    pred, gt = s.pred_boxes[:1], s.gt_boxes[:1].to(s.pred_boxes)
+                    hit = len(pred) and box_iou(pred, gt)[0, 0].item() > 0.5  # strict, unclipped
+                    rec_hits[source].append(bool(hit))
+        model.box_source = box_source
         for batch in batches(vqa, args.limit):
             data = model.data_preprocessor(batch, False)
             for s in model(**data, mode='predict'):
@@ -135,6 +143,10 @@ def main() -> None:
     for kind, values in sorted(ious.items()):
         v = np.array(values)
         print(f'| {kind} | {len(v)} | {v.mean():.3f} | {(v >= 0.5).mean():.3f} |')
+    print('\n| REC boxes from | n | Acc@0.5 |\n|---|---|---|')
+    for source, values in rec_hits.items():
+        print(f'| {"the predicted mask" if source == "mask" else "the [LOC] head"} | '
+              f'{len(values)} | {np.mean(values):.3f} |')
     print('\n| VQA question | n | accuracy |\n|---|---|---|')
     for kind, values in sorted(vqa_hits.items()):
         print(f'| {kind} | {len(values)} | {np.mean(values):.3f} |')

@@ -242,3 +242,21 @@ def derive_qa(scene: Scene, rng: np.random.Generator) -> list[tuple[str, str, st
             qa.append((f'Is {da.text()} {word} {db.text()}?', answer, 'other'))
     order = rng.permutation(len(qa))
     return [qa[i] for i in order]
+
+
+# Kinds of held-out prompts, to report scores by kind (bench/diagnose_demo.py, predictions.png).
+QUESTION_KINDS = ('How many shapes', 'How many', 'Is there', 'What colour', 'What shape',
+                  'small or large', 'left or right', 'above or below')
+
+
+def expression_kind(prompt: str) -> str:
+    """'plain', 'positional' or 'relational': the grammar's kind of a referring expression in a
+    templated prompt."""
+    if any(p in prompt for p in POSITIONS):
+        return 'positional'
+    return 'relational' if any(f' {r} ' in prompt for r in RELATIONS) else 'plain'
+
+
+def question_kind(prompt: str) -> str:
+    """The kind of a VQA question (its template's opening words)."""
+    return next((q for q in QUESTION_KINDS if q in prompt), 'other')

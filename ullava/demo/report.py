@@ -43,10 +43,34 @@ def plot_loss_curve(work_dir: str | Path, out_file: str | Path) -> Path:
     return Path(out_file)
 
 
+def pick_samples(mixture, per_task: int = 1, seed: int = 0) -> list[dict]:
+    """Held-out samples to draw: ``per_task`` of every task, and for RES one per kind of
+    expression (plain / positional / relational) and for VQA one per kind of question."""
+    from ullava.demo.language import expression_kind, question_kind
+    rng = np.random.default_rng(seed)
+    picks = []
+    for dataset in mixture.datasets:
+        order = rng.permutation(len(dataset))
+        task = dataset[0]['data_samples'].metainfo.get('task')
+        split = {'res': expression_kind, 'vqa': question_kind}.get(task)
+        if split is None:
+            picks += [dataset[int(i)] for i in order[:per_task]]
+            continue
+        seen: dict[str, int] = {}
+        for i in order[:400]:  # enough to meet every kind
+            item = dataset[int(i)]
+            kind = split(item['data_samples'].metainfo.get('prompt', ''))
+            if seen.get(kind, 0) < per_task:
+                seen[kind] = seen.get(kind, 0) + 1
+                picks.append(item)
+    return picks
+
+
 @torch.no_grad()
 def plot_predictions(cfg, checkpoint: str | Path, out_file: str | Path,
-                     per_task: int = 2, seed: int = 0) -> Path:
-    """Run the model on a few held-out samples of every task and draw them in a grid."""
+                     per_task: int = 1, seed: int = 0) -> Path:
+    """Run the model on held-out samples (every task; every kind of referring expression and of
+    VQA question) and draw them in a grid: prompt, generated answer, ground truth."""
     from ullava.apis import ULLaVAInferencer
     from ullava.apis.infer import read_first_frame, read_image_file
     from ullava.registry import DATASETS
@@ -55,17 +79,16 @@ def plot_predictions(cfg, checkpoint: str | Path, out_file: str | Path,
     model = ULLaVAInferencer(cfg, checkpoint, device='cpu').model
     with DefaultScope.overwrite_default_scope('ullava'):  # datasets build their transforms by scope
         mixture = DATASETS.build(cfg.test_dataloader.dataset)
-    rng = np.random.default_rng(seed)
-    picks = []
-    for dataset in mixture.datasets:
-        for i in rng.choice(len(dataset), min(per_task, len(dataset)), replace=False):
-            picks.append(dataset[int(i)])
-    data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in picks],
-                                        data_samples=[p['data_samples'] for p in picks]), False)
-    samples = model(**data, mode='predict')
-    cols = 4
+    picks = pick_samples(mixture, per_task, seed)
+    samples = []
+    for first in range(0, len(picks), 8):
+        chunk = picks[first:first + 8]
+        data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in chunk],
+                                            data_samples=[p['data_samples'] for p in chunk]), False)
+        samples += model(**data, mode='predict')
+    cols = 5
     rows = -(-len(samples) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.2, rows * 3.6))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.2, rows * 3.9), squeeze=False)
     for ax, sample in zip(axes.flat, samples):
         meta = sample.metainfo
         path = meta.get('img_path') or meta.get('video_path')
@@ -74,13 +97,17 @@ def plot_predictions(cfg, checkpoint: str | Path, out_file: str | Path,
                         sample.get('gt_masks'))
         ax.imshow(drawn, interpolation='nearest')
         prompt = meta.get('prompt', '').replace('<image>', '').replace('<video>', '').strip()
-        answer = sample.pred_text.replace('[SEG]', '[S]').replace('[LOC]', '[L]')
-        ax.set_title(f'[{meta.get("task")}] {prompt[:48]}\n-> {answer[:48]}', fontsize=6.5)
+        short = {'[SEG]': '[S]', '[LOC]': '[L]'}
+        answer, gt = sample.pred_text, str(sample.get('gt_answer', ''))
+        for long_, abbr in short.items():
+            answer, gt = answer.replace(long_, abbr), gt.replace(long_, abbr)
+        ax.set_title(f'[{meta.get("task")}] {prompt[:46]}\n-> {answer[:46]}\nGT: {gt[:46]}',
+                     fontsize=6.2)
         ax.axis('off')
     for ax in list(axes.flat)[len(samples):]:
         ax.axis('off')
-    fig.suptitle('held-out predictions (fill: predicted mask, box: predicted box, '
-                 'green outline: ground truth)', fontsize=8)
+    fig.suptitle('held-out predictions, answers generated (fill: predicted mask, box: predicted '
+                 'box, green outline: ground-truth mask)', fontsize=8)
     fig.tight_layout()
     fig.savefig(out_file, dpi=130)
     plt.close(fig)
