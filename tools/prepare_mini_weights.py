@@ -112,14 +112,17 @@ def _fetch_mobile_sam(workdir: Path) -> Path:
     return path
 
 
-def prepare_mobile_sam(out: Path) -> tuple[Path, Path]:
-    """MobileSAM -> decoder file (prompt encoder + mask decoder) and TinyViT encoder file."""
+def prepare_mobile_sam(out: Path, progress=None) -> tuple[Path, Path]:
+    """MobileSAM -> decoder file (prompt encoder + mask decoder) and TinyViT encoder file.
+    ``progress(step_name)`` is called after each of the 3 steps (a progress bar's update)."""
     decoder, encoder = out / DECODER_FILE, out / ENCODER_FILE
+    progress = progress or (lambda what: None)
     if decoder.is_file() and encoder.is_file():
         return decoder, encoder
     from ullava.models.heads.tinyvit_encoder import mobile_sam_to_timm
     with tempfile.TemporaryDirectory(prefix='mobile_sam-') as tmp:
         pt = _fetch_mobile_sam(Path(tmp))
+        progress('downloaded and verified')
         try:
             state = torch.load(pt, map_location='cpu', weights_only=True)
         except Exception as err:  # a pickle that needs globals beyond tensors
@@ -130,7 +133,9 @@ def prepare_mobile_sam(out: Path) -> tuple[Path, Path]:
     _atomic_save({k: v for k, v in state.items()
                   if k.startswith(('prompt_encoder.', 'mask_decoder.'))}, decoder)
     _atomic_save({prefix + k: v for k, v in mobile_sam_to_timm(image).items()}, encoder)
+    progress('converted')
     _check_sam(decoder, encoder)
+    progress('checked')
     return decoder, encoder
 
 

@@ -134,7 +134,11 @@ def eval_checkpoint(ckpt_dir, data_root, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize('path', CONFIGS)
-def test_config_builds_its_runner_and_runs(path, ullava_env, tmp_path, capsys, request):
+def test_config_builds_its_runner_and_runs(path, ullava_env, tmp_path, capsys, request,
+                                           monkeypatch):
+    if 'ULLAVA_MINI_DIR' in (ROOT / path).read_text():  # the demo's MobileSAM and its cache
+        monkeypatch.setenv('ULLAVA_MINI_DIR', str(request.getfixturevalue('mobile_sam_dir')))
+        monkeypatch.setenv('ULLAVA_EMBEDDING_CACHE', str(tmp_path / 'embedding_cache'))
     cfg = load(path)
     work_dir = tmp_path / 'work'
     args = [path, '--work-dir', str(work_dir), *as_args(small_run_options(cfg))]

@@ -10,11 +10,13 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from ullava.registry import MODELS
 from ullava.utils import UserError
 
 from .language import _check_folder
 
 
+@MODELS.register_module()
 class CLIPVisionTower(nn.Module):
     """CLIP ViT that maps images [B,3,H,W] to patch features [B,N,C].
 
@@ -98,6 +100,7 @@ class CLIPVisionTower(nn.Module):
         return torch.cat([feats.mean(dim=1), feats.mean(dim=2)], dim=1)
 
 
+@MODELS.register_module()
 class SAMEncoderTower(nn.Module):
     """The LLM's visual tokens from a frozen SAM image encoder (MobileSAM's TinyViT), pooled.
 
@@ -239,15 +242,13 @@ class SAMEncoderTower(nn.Module):
         return torch.cat([feats.mean(dim=1), feats.mean(dim=2)], dim=1)
 
 
-VISION_TOWERS = {'CLIPVisionTower': CLIPVisionTower, 'SAMEncoderTower': SAMEncoderTower}
-
-
 def build_vision_tower(cfg: dict) -> nn.Module:
-    """``dict(type='SAMEncoderTower', ...)`` or the kwargs of :class:`CLIPVisionTower` (the
-    default, and the only tower of the reference)."""
+    """``dict(type='SAMEncoderTower', ...)`` (any tower registered in ``MODELS``) or the kwargs of
+    :class:`CLIPVisionTower` (the default, and the only tower of the reference)."""
     cfg = dict(cfg)
     name = cfg.pop('type', 'CLIPVisionTower')
-    if name not in VISION_TOWERS:
-        raise UserError(f'model.vision_tower.type must be one of {sorted(VISION_TOWERS)}, '
-                        f'got {name!r}')
-    return VISION_TOWERS[name](**cfg)
+    tower = MODELS.get(name) if isinstance(name, str) else name
+    if tower is None:
+        raise UserError(f'model.vision_tower.type {name!r} is not a registered model '
+                        f'(CLIPVisionTower, SAMEncoderTower, or a plugin\'s)')
+    return tower(**cfg)
