@@ -16,6 +16,17 @@ from ullava.utils import UserError
 from .language import _check_folder
 
 
+def video_tokens(tower: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """[B,T,3,H,W] -> [B, N + T, C] through ``tower`` frame by frame: the mean over frames (N
+    spatial tokens), then the mean over patches (one temporal token per frame), as u-LLaVA; T must
+    equal ``tower.num_frames`` (the transform samples it)."""
+    b, t = frames.shape[:2]
+    if t != tower.num_frames:
+        raise UserError(f'video clips must have {tower.num_frames} frames, got {t}')
+    feats = tower(frames.flatten(0, 1)).unflatten(0, (b, t))  # [B,T,N,C]
+    return torch.cat([feats.mean(dim=1), feats.mean(dim=2)], dim=1)
+
+
 @MODELS.register_module()
 class CLIPVisionTower(nn.Module):
     """CLIP ViT that maps images [B,3,H,W] to patch features [B,N,C].
@@ -93,11 +104,7 @@ class CLIPVisionTower(nn.Module):
 
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
         """[B,T,3,H,W] -> [B, N + T, C]; T must equal ``num_frames`` (the transform samples it)."""
-        b, t = frames.shape[:2]
-        if t != self.num_frames:
-            raise UserError(f'video clips must have {self.num_frames} frames, got {t}')
-        feats = self(frames.flatten(0, 1)).unflatten(0, (b, t))  # [B,T,N,C]
-        return torch.cat([feats.mean(dim=1), feats.mean(dim=2)], dim=1)
+        return video_tokens(self, frames)
 
 
 @MODELS.register_module()
@@ -231,15 +238,11 @@ class SAMEncoderTower(nn.Module):
 
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
         """[B,T,3,S,S] CLIP-normalised frames -> [B, N + T, 256]."""
-        b, t = frames.shape[:2]
-        if t != self.num_frames:
-            raise UserError(f'video clips must have {self.num_frames} frames, got {t}')
         if frames.shape[-1] != self.image_size:
             raise UserError(f'vision_tower: video frames are {frames.shape[-1]} px, the SAM '
                             f'encoder tower wants {self.image_size} (ResizeForCLIP.size)')
         sam = (frames * self.clip_std + self.clip_mean - self.sam_mean) / self.sam_std
-        feats = self(sam.flatten(0, 1)).unflatten(0, (b, t))
-        return torch.cat([feats.mean(dim=1), feats.mean(dim=2)], dim=1)
+        return video_tokens(self, sam)
 
 
 def build_vision_tower(cfg: dict) -> nn.Module:
