@@ -8,8 +8,10 @@
    tokens per GPU, gradient checkpointing on (as the reference trains): samples/s, tokens/s,
    MFU, peak memory.
 4. ``tiny``: issue #15's tiny configuration (bench/bench_reference_config.py) on this device.
+5. ``packing``: padding-free packing against the padded batch (bench/bench_packing.py, the
+   estimated stage-II lengths), LLM tokens/s on this device.
 
-    bench/gpu/run.sh [--dry-run] [--out DIR] [--only mmcv,latency,step,tiny]
+    bench/gpu/run.sh [--dry-run] [--out DIR] [--only mmcv,latency,step,tiny,packing]
 
 Models come from configs/_base_/models/ullava_7b.py with its pretrained folders replaced by
 their architectures' sizes (random init, nothing is read or downloaded). ``--dry-run`` runs every
@@ -272,6 +274,15 @@ def section_tiny(device: torch.device, dry: bool) -> dict:
     return measure(repeats=10, warmup=2, device=str(device))
 
 
+def section_packing(device: torch.device, dry: bool) -> dict:
+    from bench_packing import estimated_lengths, measure
+    size, count = (4, 2) if dry else (16, 8)
+    result = measure(estimated_lengths(size * count, seed=0), size, 1 if dry else 5,
+                     device=str(device))
+    result['attention'] = 'ullava_varlen_sdpa'  # the tiny LLM runs SDPA, not flash-attention
+    return result
+
+
 # ----------------------------------------------------------------------------- summary
 def markdown(summary: dict) -> str:
     env = summary['environment']
@@ -299,7 +310,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--dry-run', action='store_true', help='CPU, tiny sizes')
     parser.add_argument('--out', default='work_dirs/gpu_suite')
-    parser.add_argument('--only', default='mmcv,latency,step,tiny')
+    parser.add_argument('--only', default='mmcv,latency,step,tiny,packing')
     parser.add_argument('--steps', type=int, default=5, help='timed train steps')
     parser.add_argument('--offload', choices=('none', 'cpu'), default='none',
                         help='ZeRO-2 optimizer offload to the host (16 bytes of host memory per '
@@ -351,6 +362,8 @@ def main() -> int:
         torch.cuda.empty_cache()
     if 'tiny' in wanted:
         run('tiny', lambda: section_tiny(device, args.dry_run))
+    if 'packing' in wanted:
+        run('packing', lambda: section_packing(device, args.dry_run))
     summary = dict(dry_run=args.dry_run, environment=env, sections=sections)
     if rank:
         return 0

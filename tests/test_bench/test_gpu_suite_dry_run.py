@@ -18,7 +18,7 @@ def test_gpu_suite_dry_run(tmp_path):
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert summary['dry_run'] is True
     sections = summary['sections']
-    assert sorted(sections) == ['latency', 'mmcv', 'step', 'tiny']
+    assert sorted(sections) == ['latency', 'mmcv', 'packing', 'step', 'tiny']
     assert not [name for name, s in sections.items() if 'error' in s]
     assert sections['mmcv']['nms_kept'] > 0
     assert sections['latency']['teacher_forced_ms'] > 0
@@ -32,6 +32,9 @@ def test_gpu_suite_dry_run(tmp_path):
                                    'eval_forward: sam / fused', 'eval_forward: sam / cached',
                                    'sam_encoder: sam / fused'}
     assert tiny['tokens_per_sample'] == [41 + 256 + 16, 37 + 256 + 16]
+    packing = sections['packing']
+    assert packing['max_state_diff'] < 1e-4 and packing['packed_tokens_per_s'] > 0
+    assert 0 < packing['padding_fraction'] < 1
     text = (tmp_path / 'summary.md').read_text()
     assert '## step' in text and 'sam_encoder: sam / fused' in text
 

@@ -29,6 +29,7 @@ from ullava.utils import UserError
 from .heads.base import BaseHead, HeadBatch, dtype_of
 from .heads.legacy import LEGACY_HEAD_NAMES, legacy_heads
 from .language import build_llm, build_tokenizer, decoder_and_head, special_token_ids
+from .packing import enable_packing, packed_forward
 from .projector import build_projector
 from .tokens import IGNORE_INDEX, IMAGE_PATCH, VIDEO_PATCH
 from .vision import build_vision_tower
@@ -59,6 +60,9 @@ class ULLaVA(BaseModel):
         predict_protocol: ``'generate'`` (answer generated) or ``'teacher_forced'`` (the given
             answer is read in one forward pass, as the reference's RES/REC evaluation does).
         generation: kwargs for ``generate`` (max_new_tokens, do_sample, temperature, top_p).
+        packing: run the LLM body on the batch's real tokens only, each sample attending within
+            itself (``ullava/models/packing.py``); the same states as the padded batch, less
+            work when lengths differ. Off by default (the reference pads).
     """
 
     def __init__(self, tokenizer: dict, llm: dict, vision_tower: dict, projector: str = 'mlp',
@@ -67,7 +71,8 @@ class ULLaVA(BaseModel):
                  trainable: Sequence[str] = ('^projector',), loss_weights: dict | None = None,
                  box_source: str | None = None, detector: dict | None = None,
                  predict_protocol: str = 'generate', generation: dict | None = None,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+                 packing: bool = False, data_preprocessor: dict | None = None,
+                 init_cfg: dict | None = None) -> None:
         # built from our registry so the model also builds outside a Runner's default scope
         preprocessor = MODELS.build(data_preprocessor or dict(type='ULLaVADataPreprocessor'))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
@@ -100,6 +105,9 @@ class ULLaVA(BaseModel):
         self.ce_weight = float((loss_weights or {}).get('ce', 1.0))
         self.predict_protocol = predict_protocol
         self.generation = {**dict(max_new_tokens=32, do_sample=False), **(generation or {})}
+        self.packing = bool(packing)
+        if self.packing:
+            enable_packing(self.llm)
         self.set_trainable(trainable)
 
     def __getattr__(self, name: str):
@@ -211,8 +219,10 @@ class ULLaVA(BaseModel):
                       attention_mask: torch.Tensor) -> torch.Tensor:
         """Last-layer hidden states [B,L,H] of the LLM body (the LM head is applied later)."""
         decoder, _ = decoder_and_head(self.llm)
-        out = decoder(inputs_embeds=self.embed(inputs, input_ids), attention_mask=attention_mask)
-        return out.last_hidden_state
+        embeds = self.embed(inputs, input_ids)
+        if self.packing:
+            return packed_forward(decoder, embeds, attention_mask)
+        return decoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
 
     # ------------------------------------------------------------------ loss
     def forward(self, inputs: dict, data_samples: list | None = None, mode: str = 'tensor'):
