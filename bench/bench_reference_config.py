@@ -10,7 +10,9 @@ wide, 2 layers, 4 heads, 224 px, patch 14 (256 tokens), layer -2; a one-Linear p
 at 1024 px, 64-wide encoder, depth 2, 2 heads, global attention in block 1, window 14, the
 real-size prompt encoder and mask decoder; 2 RES samples of 41 / 37 text tokens + 256 image
 tokens + a 16-token answer holding one [SEG] and one [LOC], 480x640 images; stage-II trainable
-set; fp32; AdamW, clip-grad 1.0.
+set; fp32; AdamW, clip-grad 1.0. AdamW is torch's fused kernel (``--adamw fused``, the default:
+the same update in one pass over the parameters; ``foreach`` and ``for-loop`` are torch's other
+two implementations, the for-loop being torch's CPU default).
 
 Variants alternate within one run (sam, fused, cached, sam, fused, cached, ...), so their ratios
 come from one machine state. ``cached``: fused attention, and the frozen SAM image encoder and
@@ -147,8 +149,12 @@ def timer(device: torch.device) -> Callable[[Callable[[], None]], float]:
     return timed
 
 
+ADAMW_KINDS = dict(fused=dict(fused=True), foreach=dict(foreach=True),
+                  **{'for-loop': dict(foreach=False)})
+
+
 def measure(repeats: int = 20, warmup: int = 1, device: str = 'cpu', sam_size: int = 1024,
-            seed: int = 0) -> dict:
+            seed: int = 0, adamw: str = 'fused') -> dict:
     """Median seconds of every (measurement, variant) pair, the variants alternated."""
     from ullava.models.heads.sam_attention import use_fused_attention
     from ullava.registry import MODELS
@@ -159,7 +165,7 @@ def measure(repeats: int = 20, warmup: int = 1, device: str = 'cpu', sam_size: i
     batch = res_batch(model, seed=seed)
     one = dict(inputs=batch['inputs'][:1], data_samples=batch['data_samples'][:1])
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, **ADAMW_KINDS[adamw])
     train_data = model.data_preprocessor(batch, True)
     sam_images = train_data['inputs']['sam_images']
     from ullava.models.embedding_cache import EmbeddingCache
@@ -204,7 +210,7 @@ def measure(repeats: int = 20, warmup: int = 1, device: str = 'cpu', sam_size: i
                     times.setdefault(f'{what}/{name}', []).append(t)
     tokens = [len(x['input_ids']) for x in batch['inputs']]
     medians = {k: statistics.median(v) for k, v in times.items()}
-    return dict(device=str(device), threads=torch.get_num_threads(), repeats=repeats,
+    return dict(device=str(device), threads=torch.get_num_threads(), repeats=repeats, adamw=adamw,
                 tokens_per_sample=tokens, median_s=medians, runs_s=times,
                 ratios={f'{what}: sam / {name}': medians[f'{what}/sam'] / medians[f'{what}/{name}']
                         for what, _, names in plan for name in names if name != 'sam'})
@@ -214,6 +220,7 @@ def report(result: dict) -> str:
     """A markdown table of the medians, the in-run ratios and the issue's figures."""
     med = result['median_s']
     lines = [f"device {result['device']}, torch threads {result['threads']}, "
+             f"AdamW {result.get('adamw', 'for-loop')}, "
              f"{result['repeats']} alternated repeats, tokens per sample "
              f"{result['tokens_per_sample']}", '',
              '| measurement | sam attention | fused | fused + embedding cache | reference (issue) |',
@@ -236,10 +243,12 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--adamw', choices=sorted(ADAMW_KINDS), default='fused',
+                        help="torch's AdamW implementation (default: fused)")
     parser.add_argument('--json', help='also write the result (all runs) to this file')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = measure(args.repeats, args.warmup, args.device)
+    result = measure(args.repeats, args.warmup, args.device, adamw=args.adamw)
     print(report(result))
     if args.json:
         with open(args.json, 'w') as f:

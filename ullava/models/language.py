@@ -152,16 +152,21 @@ def quantization_config(load_in_4bit: bool):
 
 def build_llm(tokenizer: PreTrainedTokenizerBase, pretrained: str | None = None,
               config: dict | None = None, torch_dtype: str = 'float32',
-              gradient_checkpointing: bool = False, load_in_4bit: bool = False) -> PreTrainedModel:
+              gradient_checkpointing: bool = False, load_in_4bit: bool = False,
+              attn_implementation: str | None = None) -> PreTrainedModel:
     """A causal LM from a local HF folder (``pretrained``) or from a config dict (random init).
 
     ``load_in_4bit`` loads the pretrained LLM quantised to 4 bits (QLoRA; GPU + bitsandbytes).
+    ``attn_implementation``: transformers' (``'sdpa'``, ``'eager'``, ``'flash_attention_2'`` on
+    a CUDA host with flash-attn); None is transformers' default.
     """
     dtype = getattr(torch, torch_dtype)
     quant = quantization_config(load_in_4bit)
     if pretrained is not None:
         folder = _check_folder(pretrained, 'llm')
         extra = dict(quantization_config=quant, device_map={'': 0}) if quant else {}
+        if attn_implementation:
+            extra['attn_implementation'] = attn_implementation
         model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype,
                                                      **extra)
         if quant:
@@ -173,7 +178,8 @@ def build_llm(tokenizer: PreTrainedTokenizerBase, pretrained: str | None = None,
         config = dict(config)
         config.setdefault('vocab_size', len(tokenizer))
         hf_config = AutoConfig.for_model(config.pop('model_type', 'llama'), **config)
-        model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype)
+        extra = dict(attn_implementation=attn_implementation) if attn_implementation else {}
+        model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype, **extra)
     else:
         raise UserError('llm: give `pretrained` (a local HF folder) or `config` (a dict)')
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
