@@ -93,3 +93,11 @@ def test_left_padding_is_refused_in_one_line():
     mask = torch.tensor([[0, 1, 1], [1, 1, 1]], dtype=torch.bool)
     with pytest.raises(UserError, match='right padding'):
         pack(torch.zeros(2, 3, 4), mask)
+
+
+def test_packing_gives_an_eager_llm_the_per_sample_attention(tiny_cfg):
+    from ullava.models.packing import VARLEN_SDPA
+    cfg = copy.deepcopy(tiny_cfg.model)
+    cfg['llm'] = dict(cfg['llm'], attn_implementation='eager')
+    assert MODELS.build(copy.deepcopy(cfg)).llm.config._attn_implementation == 'eager'
+    assert MODELS.build(dict(cfg, packing=True)).llm.config._attn_implementation == VARLEN_SDPA
