@@ -86,6 +86,11 @@ def varlen_sdpa_attention(module: nn.Module, query: torch.Tensor, key: torch.Ten
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
+    window = kwargs.get('sliding_window')
+    longest = int((cu_seq_lens_q[1:] - cu_seq_lens_q[:-1]).max())
+    if window and longest > window:  # Mistral-style local attention is not implemented here
+        raise UserError(f'packing: a sample of {longest} tokens is longer than the LLM\'s '
+                        f'sliding window ({window}); run it with packing=False')
     groups = query.shape[1] // key.shape[1]
     if groups > 1:  # grouped-query attention: each kv head serves `groups` query heads
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
