@@ -4,8 +4,11 @@
 #   encoder at 192 px (a 12x12 embedding grid on the 64 px images), its prompt encoder, and its
 #   mask decoder, fine-tuned at a tenth of the learning rate;
 # - the LLM's visual tokens come from the same frozen encoder (SAMEncoderTower: no CLIP weights
-#   ship in any package, and one encoder serves both as in PSALM / OMG-LLaVA), standardised, each
-#   with its cell's grid position and a 4x4 thumbnail of its colours appended;
+#   ship in any package, and one encoder serves both as in PSALM / OMG-LLaVA), standardised,
+#   average-pooled 2x2 (36 tokens), each with its cell's grid position and a 4x4 thumbnail of its
+#   colours appended;
+# - each RES training sample asks about 3 objects of its image (3 [SEG]s against one image make
+#   the decoder tell the prompts apart: docs/benchmarks.md, "The runs that led to it");
 # - the [LOC] box head attends over the LLM's image-token states (box_head.image_attention);
 # - the tiny LLaMA and the built-in tokenizer train from scratch.
 # The encoder's output is computed once per image and clip (EmbeddingCacheHook, before training
@@ -20,12 +23,14 @@ embedding_cache = dict(cache_dir='{{$ULLAVA_EMBEDDING_CACHE:work_dirs/embedding_
 # 256; its encoder 35 / 48 / 72 ms an image on 2 cores (docs/benchmarks.md)
 sam_size = 192
 num_frames = 4
-image_token_len = (sam_size // 16) ** 2               # one LLM token per SAM embedding cell
+# the tower pools SAM's 12x12 grid 2x2: 36 LLM tokens an image (SAM's decoder keeps all 144)
+tower_pool = int('{{$ULLAVA_DEMO_TOWER_POOL:2}}')
+image_token_len = (sam_size // 16 // tower_pool) ** 2
 video_token_len = image_token_len + num_frames
 classes = 'train/semantic_classes.json'
 # RES objects of one image per training sample (RefCOCODataset's refs_per_sample; the reference
 # asks about one): several prompts against one image make SAM's decoder tell them apart
-res_refs_per_sample = int('{{$ULLAVA_DEMO_RES_REFS:1}}')
+res_refs_per_sample = int('{{$ULLAVA_DEMO_RES_REFS:3}}')
 # The reference's RES / REC evaluation question ("Output the segmentation mask of {} in the
 # image.", ullava/tasks/res/templates.json) is not among its training phrasings: a 7B LLM
 # generalises to it, a tiny one trained from scratch does not (its first answer token was wrong,
@@ -76,7 +81,7 @@ test_dataloader = dict(dataset=dict(datasets=[split(k, 'val') for k in
 model = dict(
     vision_tower=dict(_delete_=True, type='SAMEncoderTower', checkpoint=mobile_sam[0],
                       image_size=sam_size, num_frames=num_frames, embedding_cache=embedding_cache,
-                      position_features=64, pixel_features=4, standardize=True),
+                      position_features=64, pixel_features=4, standardize=True, pool=tower_pool),
     mask_head=dict(_delete_=True, encoder='tiny_vit', image_size=sam_size, patch_size=16,
                    prompt_dim=256, checkpoint=mobile_sam, embedding_cache=embedding_cache),
     box_head=dict(prompt_dim=256, image_attention=4),
