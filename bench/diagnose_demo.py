@@ -103,7 +103,7 @@ def main() -> None:
             hidden = model.hidden_states(inputs, inputs['input_ids'], inputs['attention_mask'])
             head_batch = HeadBatch(inputs, inputs['input_ids'], hidden, model.token_ids,
                                    model.data_preprocessor)
-            head = model.heads[next(n for n, h in model.heads.items() if '[SEG]' in h.tokens)]
+            head = next(h for h in model.heads.values() if '[SEG]' in h.tokens)
             seg, owner, _ = head_batch.prompts('[SEG]', head.prompt_state)
             unit = F.normalize(seg.float(), dim=-1)
             off_diagonal = ~torch.eye(len(seg), dtype=torch.bool)

@@ -86,18 +86,18 @@ def varlen_sdpa_attention(module: nn.Module, query: torch.Tensor, key: torch.Ten
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
+    spans = list(zip(cu_seq_lens_q[:-1].tolist(), cu_seq_lens_q[1:].tolist()))
     window = kwargs.get('sliding_window')
-    longest = int((cu_seq_lens_q[1:] - cu_seq_lens_q[:-1]).max())
+    longest = max(e - s for s, e in spans)
     if window and longest > window:  # Mistral-style local attention is not implemented here
         raise UserError(f'packing: a sample of {longest} tokens is longer than the LLM\'s '
                         f'sliding window ({window}); run it with packing=False')
     groups = query.shape[1] // key.shape[1]
     if groups > 1:  # grouped-query attention: each kv head serves `groups` query heads
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
-    bounds = cu_seq_lens_q.tolist()
     parts = [F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
                                             dropout_p=dropout, scale=scaling, is_causal=True)
-             for s, e in zip(bounds[:-1], bounds[1:])]
+             for s, e in spans]
     return torch.cat(parts, 2).transpose(1, 2).contiguous(), None
 
 

@@ -18,6 +18,7 @@ from ullava.registry import HEADS, MODELS
 from ullava.structures import boxes_from_masks, denormalize_boxes
 from ullava.utils import UserError
 
+from ..tokens import IMAGE_PATCH
 from .base import BaseHead, HeadBatch, dtype_of, targets_per_token
 from .mask_head import mlp
 
@@ -104,7 +105,6 @@ class BoxHead(BaseHead):
         dtype = dtype_of(self)
         if not self.image_attention:
             return self(states.to(dtype)).float()
-        from ullava.models.tokens import IMAGE_PATCH
         where = batch.input_ids == batch.token_ids[IMAGE_PATCH]  # [B,L]
         width = int(where.sum(1).max()) if len(where) else 0
         image_states = batch.hidden.new_zeros(len(states), width, batch.hidden.shape[-1])
