@@ -191,6 +191,41 @@ def test_refcoco_several_refs_per_sample(world, pipeline, model):
         build(case, refs_per_sample=0)
 
 
+def test_vqa_several_questions_per_sample(world, pipeline, model):
+    """``questions_per_sample=3``: one image per training sample, up to 3 of its questions in
+    turn, each answered with its most common answer; the image shown once; test mode keeps one
+    sample per question; the default (1) is the reference's one question a sample."""
+    from collections import Counter
+
+    from ullava.datasets import ullava_collate
+    case = dict(type='VQAv2Dataset', data_root=str(world), ann_file='train/vqa_train.json')
+    records = json.loads((world / 'train/vqa_train.json').read_text())
+    per_image: dict = {}
+    for r in records:
+        per_image.setdefault(r['image'], []).append(r)
+    grouped = build(case, questions_per_sample=3)
+    assert len(grouped) == len(per_image)
+    for info in infos(grouped):
+        asked = per_image[os.path.relpath(info['img_path'], world)]
+        turns = info['conversations']
+        assert len(turns) // 2 == min(3, len(asked))
+        assert sum(t['value'].count('<image>') for t in turns) == 1 and '<image>' in turns[0]['value']
+        seen = set()
+        for question, answer in zip(turns[0::2], turns[1::2]):
+            record = next(r for r in asked if r['question'] in question['value'])
+            assert answer['value'] == Counter(record['answers']).most_common(1)[0][0]
+            seen.add(record['question_id'])
+        assert len(seen) == len(turns) // 2  # distinct questions
+    batch = ullava_collate([build(case, pipeline, questions_per_sample=3)[i] for i in range(2)])
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
+    assert torch.isfinite(losses['loss_ce'])
+    single = build(case)
+    assert len(single) == len(records) and len(infos(single)[0]['conversations']) == 2
+    assert len(build(case, questions_per_sample=3, test_mode=True)) == len(build(case, test_mode=True))
+    with pytest.raises(UserError, match='questions_per_sample'):
+        build(case, questions_per_sample=0)
+
+
 def test_refcoco_original_splits(world, refcoco_original):
     case = format_cases(world, refcoco_original, world)['refcoco_original']
     train, val = build(case), build(case, split='val')

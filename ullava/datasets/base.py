@@ -84,6 +84,20 @@ class ULLaVADataset(BaseDataset):
     def parse_record(self, record: dict, index: int) -> list[dict]:
         raise NotImplementedError
 
+    @staticmethod
+    def group_by_image(data_list: list[dict]) -> list[dict]:
+        """One info per image (the first of its samples), its samples in ``group``, in file
+        order: the training grouping of ``refs_per_sample`` / ``questions_per_sample``."""
+        by_image: dict[str, list[dict]] = {}
+        for info in data_list:
+            by_image.setdefault(info['img_path'], []).append(info)
+        return [dict(group[0], group=group) for group in by_image.values()]
+
+    @staticmethod
+    def without_image(question: str) -> str:
+        """A later turn's question: the image is shown once, in the first."""
+        return question.replace('<image>\n', '').replace('\n<image>', '').replace('<image>', '')
+
     def sample_rng(self, idx: int) -> np.random.Generator:
         """The random generator of sample ``idx`` (see ``seed``)."""
         return np.random.default_rng([self.seed, idx])

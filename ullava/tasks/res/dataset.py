@@ -41,10 +41,7 @@ class RefCOCODataset(ULLaVADataset):
         data_list = super().load_data_list()
         if self.test_mode or self.refs_per_sample == 1:
             return data_list
-        by_image: dict[str, list[dict]] = {}
-        for info in data_list:
-            by_image.setdefault(info['img_path'], []).append(info)
-        return [dict(refs[0], refs=refs) for refs in by_image.values()]
+        return self.group_by_image(data_list)
 
     def parse_record(self, record: dict, index: int) -> list[dict]:
         img_path = self.media_path(record, 'image_path', index)
@@ -69,7 +66,7 @@ class RefCOCODataset(ULLaVADataset):
         ``refs_per_sample``) up to that many objects of its image in random order."""
         info = super().get_data_info(idx)
         rng = self.sample_rng(idx)
-        refs = info.pop('refs', None)
+        refs = info.pop('group', None)
         if refs is None:
             chosen = [info]
         else:
@@ -79,8 +76,8 @@ class RefCOCODataset(ULLaVADataset):
         for turn, ref in enumerate(chosen):
             sentence = ref.get('sentence') or ref['sentences'][rng.integers(len(ref['sentences']))]
             question = pick(self.templates['train'], self.test_mode, self.templates['test'], rng)
-            if turn:  # the image is shown once, in the first question
-                question = question.replace('<image>\n', '')
+            if turn:
+                question = self.without_image(question)
             info['conversations'] += [
                 {'from': 'human', 'value': question.format(sentence)},
                 {'from': 'gpt', 'value': self.templates['answer'].format(
