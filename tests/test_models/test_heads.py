@@ -121,3 +121,48 @@ def test_box_head_image_attention_reads_the_image_tokens(tiny_cfg):
                                   model.data_preprocessor), states, owner)
     moved = (after - before).abs().sum(1) > 1e-6
     assert moved.tolist() == (owner == last).tolist()
+
+
+def test_remove_islands_keeps_the_largest_region_and_the_box_follows():
+    """``remove_islands``: None is the reference's mask (every pixel over 0.5); 'largest' keeps
+    each mask's largest 8-connected region; N drops the regions under N pixels (the largest
+    always stays); the tight box is taken after it."""
+    from ullava.models.heads.mask_head import remove_islands
+    from ullava.structures import boxes_from_masks
+    masks = torch.zeros(3, 20, 30, dtype=torch.bool)
+    masks[0, 2:8, 3:10] = True          # 42 px, the object
+    masks[0, 15:17, 25:27] = True       # 4 px, a stray speck
+    masks[0, 10:13, 0:3] = True         # 9 px
+    masks[1, 0:2, 0:2] = True           # only small regions: the largest stays
+    masks[1, 5, 5] = True
+    assert torch.equal(remove_islands(masks, None), masks)
+    largest = remove_islands(masks, 'largest')
+    assert largest[0].sum() == 42 and largest[0, 2:8, 3:10].all()
+    assert largest[1].sum() == 4 and not largest[2].any()  # an empty mask stays empty
+    assert boxes_from_masks(largest)[0].tolist() == [3, 2, 10, 8]
+    assert boxes_from_masks(masks)[0].tolist() == [0, 2, 27, 17]  # the speck widens the box
+    some = remove_islands(masks, 5)
+    assert some[0].sum() == 42 + 9 and some[1].sum() == 4
+    diagonal = torch.zeros(1, 5, 5, dtype=torch.bool)
+    diagonal[0, [0, 1, 2], [0, 1, 2]] = True  # 8-connected: one region
+    assert torch.equal(remove_islands(diagonal, 'largest'), diagonal)
+
+
+@pytest.mark.parametrize('bad', ['smallest', 0, -3, 2.5])
+def test_remove_islands_rejects_other_values(tiny_cfg, bad):
+    cfg = copy.deepcopy(tiny_cfg.model)
+    cfg.mask_head['remove_islands'] = bad
+    with pytest.raises(UserError, match='remove_islands'):
+        MODELS.build(cfg)
+
+
+def test_remove_islands_reaches_the_predicted_masks(tiny_model):
+    from ullava.structures import boxes_from_masks
+    out = predict(tiny_model, '<image>\nSegment the squares.', 'Sure. [SEG].', masks=1)
+    tiny_model.mask_head.remove_islands = 'largest'
+    try:
+        kept = predict(tiny_model, '<image>\nSegment the squares.', 'Sure. [SEG].', masks=1)
+    finally:
+        tiny_model.mask_head.remove_islands = None
+    assert (kept.pred_masks <= out.pred_masks).all()  # a subset of the reference's mask
+    assert torch.equal(kept.pred_boxes, boxes_from_masks(kept.pred_masks))

@@ -416,3 +416,11 @@ def test_token_rows_move_by_string_to_another_order():
     # '<image>' and '<video>' have no released row: a problem, so nothing is written unflagged
     assert not report.ok and 'target rows [5, 9] (2) hold tokens the reference does not have' \
         in report.token_problems[0]
+
+
+def test_convention_notes_name_each_variant():
+    from ullava.models.convert import convention_notes
+    assert convention_notes(dict(mask_head=dict(), box_head=dict())) == []
+    notes = convention_notes(dict(mask_head=dict(remove_islands='largest', prompt_state='token'),
+                                  box_head=dict(output='sigmoid_cxcywh')))
+    assert len(notes) == 3 and any('remove_islands' in n for n in notes)

@@ -237,6 +237,9 @@ def convention_notes(model_cfg: Mapping) -> list[str]:
     if (model_cfg.get('data_preprocessor') or {}).get('sam_pad', 'after_norm') != 'after_norm':
         notes.append("data_preprocessor.sam_pad is not 'after_norm': the reference pads SAM "
                      "inputs with zeros after normalising")
+    if (model_cfg.get('mask_head') or {}).get('remove_islands') is not None:
+        notes.append('mask_head.remove_islands is set: predicted masks (and their boxes) drop '
+                     "disconnected regions; the paper's numbers keep every pixel over 0.5")
     return notes
 
 

@@ -10,6 +10,7 @@ import os
 from functools import partial
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder,
@@ -141,6 +142,12 @@ class SAMMaskHead(BaseHead):
         embedding_cache: kwargs of :class:`~ullava.models.embedding_cache.EmbeddingCache`
             (``dict(cache_dir=...)``): a frozen image encoder's embeddings are computed once per
             input and reused (across epochs, and across prompts on one image at inference).
+        remove_islands: None (the reference: a predicted mask is every pixel with probability
+            > 0.5), ``'largest'`` (keep each mask's largest 8-connected region only) or a pixel
+            count N (drop the regions smaller than N pixels at the original size, the largest
+            always kept, as SAM's automatic mask generator's ``min_mask_region_area``). Applied
+            before the masks' boxes are taken: one stray speck far from the object widens the
+            tight box of the whole mask past IoU 0.5. An inference-only option.
     """
 
     target_fields = {'gt_masks': 'mask'}
@@ -152,8 +159,14 @@ class SAMMaskHead(BaseHead):
                  prompt_state: str = 'before', loss_frame: str = 'original',
                  loss_mask_bce: dict | None = None, loss_mask_dice: dict | None = None,
                  fused_attention: bool = True, embedding_cache: dict | None = None,
-                 loss_points: dict | None = None) -> None:
+                 loss_points: dict | None = None,
+                 remove_islands: str | int | None = None) -> None:
         super().__init__(tokens=(token,), prompt_state=prompt_state)
+        if not (remove_islands in (None, 'largest') or (isinstance(remove_islands, int)
+                                                        and remove_islands >= 1)):
+            raise UserError(f"mask_head.remove_islands must be None, 'largest' or a pixel count "
+                            f'>= 1, got {remove_islands!r}')
+        self.remove_islands = remove_islands
         from ullava.models.embedding_cache import build_embedding_cache
         self.embedding_cache = build_embedding_cache(embedding_cache)
         if loss_frame not in LOSS_FRAMES:
@@ -349,7 +362,7 @@ class SAMMaskHead(BaseHead):
             else:
                 scores = torch.zeros(0, h, w, device=counts.device)
             ds.pred_mask_scores = scores
-            ds.pred_masks = scores > 0.5
+            ds.pred_masks = remove_islands(scores > 0.5, self.remove_islands)
             ds.pred_boxes = boxes_from_masks(ds.pred_masks)
             ds.pred_box_scores = torch.ones(len(scores), device=counts.device)
 
@@ -411,6 +424,18 @@ def check_loss_points(cfg: Mapping | None) -> dict | None:
         raise UserError(f'mask_head.loss_points.importance_sample_ratio must be in [0, 1], '
                         f'got {share!r}')
     return dict(num_points=n, oversample_ratio=float(over), importance_sample_ratio=float(share))
+
+
+def remove_islands(masks: torch.Tensor, min_area: str | int | None) -> torch.Tensor:
+    """Bool masks [k,H,W] without their regions under ``min_area`` pixels (``'largest'``: all
+    but the largest; None: unchanged), by segment-anything's ``remove_small_regions``."""
+    if min_area is None or not len(masks):
+        return masks
+    from segment_anything.utils.amg import remove_small_regions
+    area = float('inf') if min_area == 'largest' else min_area  # all small: the largest stays
+    kept = [remove_small_regions(m, area, 'islands')[0] if m.any() else m
+            for m in masks.cpu().numpy()]
+    return torch.from_numpy(np.stack(kept)).to(masks.device)
 
 
 def postprocess_masks(logits: torch.Tensor, resized_hw: tuple[int, int],
