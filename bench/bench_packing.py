@@ -121,7 +121,7 @@ def measure(lengths: list[int], batch_size: int, repeats: int, device: str = 'cp
         sync()
         start = time.perf_counter()
         for embeds, mask in work:
-            x = embeds.requires_grad_(True)
+            x = embeds.detach().requires_grad_(True)  # a fresh leaf: no grad kept across steps
             (fn(x, mask)[mask].square().mean()).backward()
             llm.zero_grad(set_to_none=True)
         sync()

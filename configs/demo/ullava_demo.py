@@ -10,9 +10,9 @@
 # - each RES training sample asks about 3 objects of its image (3 [SEG]s against one image make
 #   the decoder tell the prompts apart: docs/benchmarks.md, "The runs that led to it");
 # - the [LOC] box head attends over the LLM's image-token states (box_head.image_attention);
-# - a predicted mask keeps its largest connected region (mask_head.remove_islands='largest';
-#   the reference keeps every pixel): one stray speck widened the mask's box past IoU 0.5 on
-#   REC (Acc@0.5 0.37 -> 0.69 on the same weights, docs/benchmarks.md);
+# - a mask's box is the box of its largest connected region (mask_head.mask_box; the reference
+#   boxes the whole mask): one stray speck widened the box past IoU 0.5 on REC (Acc@0.5
+#   0.37 -> 0.69 on the same weights, docs/benchmarks.md); the RES mask stays whole;
 # - the tiny LLaMA and the built-in tokenizer train from scratch.
 # The encoder's output is computed once per image and clip (EmbeddingCacheHook, before training
 # and testing) and read from work_dirs/embedding_cache afterwards, by this run and the next.
@@ -87,7 +87,7 @@ model = dict(
                       position_features=64, pixel_features=4, standardize=True, pool=tower_pool),
     mask_head=dict(_delete_=True, encoder='tiny_vit', image_size=sam_size, patch_size=16,
                    prompt_dim=256, checkpoint=mobile_sam, embedding_cache=embedding_cache,
-                   remove_islands='largest'),
+                   mask_box='largest_region'),
     box_head=dict(prompt_dim=256, image_attention=4),
     # stage II's trainable set: both encoders and SAM's prompt encoder stay as pretrained
     trainable=['^projector', '^llm', r'^mask_head\.(mask_decoder|seg_projector)', '^box_head'],

@@ -148,12 +148,28 @@ def test_remove_islands_keeps_the_largest_region_and_the_box_follows():
     assert torch.equal(remove_islands(diagonal, 'largest'), diagonal)
 
 
-@pytest.mark.parametrize('bad', ['smallest', 0, -3, 2.5])
-def test_remove_islands_rejects_other_values(tiny_cfg, bad):
+@pytest.mark.parametrize('key,bad', [('remove_islands', 'smallest'), ('remove_islands', 0),
+                                     ('remove_islands', -3), ('remove_islands', 2.5),
+                                     ('mask_box', 'largest')])
+def test_mask_post_processing_rejects_other_values(tiny_cfg, key, bad):
     cfg = copy.deepcopy(tiny_cfg.model)
-    cfg.mask_head['remove_islands'] = bad
-    with pytest.raises(UserError, match='remove_islands'):
+    cfg.mask_head[key] = bad
+    with pytest.raises(UserError, match=key):
         MODELS.build(cfg)
+
+
+def test_mask_box_largest_region_boxes_the_largest_region_and_keeps_the_mask(tiny_model):
+    from ullava.models.heads.mask_head import remove_islands
+    from ullava.structures import boxes_from_masks
+    out = predict(tiny_model, '<image>\nSegment the squares.', 'Sure. [SEG].', masks=1)
+    tiny_model.mask_head.mask_box = 'largest_region'
+    try:
+        boxed = predict(tiny_model, '<image>\nSegment the squares.', 'Sure. [SEG].', masks=1)
+    finally:
+        tiny_model.mask_head.mask_box = 'tight'
+    assert torch.equal(boxed.pred_masks, out.pred_masks)  # the mask stays whole
+    assert torch.equal(boxed.pred_boxes, boxes_from_masks(remove_islands(out.pred_masks,
+                                                                         'largest')))
 
 
 def test_remove_islands_reaches_the_predicted_masks(tiny_model):

@@ -421,6 +421,8 @@ def test_token_rows_move_by_string_to_another_order():
 def test_convention_notes_name_each_variant():
     from ullava.models.convert import convention_notes
     assert convention_notes(dict(mask_head=dict(), box_head=dict())) == []
-    notes = convention_notes(dict(mask_head=dict(remove_islands='largest', prompt_state='token'),
+    notes = convention_notes(dict(mask_head=dict(remove_islands='largest', prompt_state='token',
+                                                 mask_box='largest_region'),
                                   box_head=dict(output='sigmoid_cxcywh')))
-    assert len(notes) == 3 and any('remove_islands' in n for n in notes)
+    assert len(notes) == 4 and any('remove_islands' in n for n in notes)
+    assert any('mask_box' in n for n in notes)

@@ -57,12 +57,12 @@ def pick_samples(mixture, per_task: int = 1, seed: int = 0) -> list[dict]:
             picks += [dataset[int(i)] for i in order[:per_task]]
             continue
         seen: dict[str, int] = {}
-        for i in order[:400]:  # enough to meet every kind
-            item = dataset[int(i)]
-            kind = split(item['data_samples'].metainfo.get('prompt', ''))
+        for i in order[:400]:  # enough to meet every kind; the pipeline runs on the picks only
+            turns = dataset.get_data_info(int(i))['conversations']
+            kind = split(turns[-2]['value'] if len(turns) > 1 else '')  # the prompt, as packed
             if seen.get(kind, 0) < per_task:
                 seen[kind] = seen.get(kind, 0) + 1
-                picks.append(item)
+                picks.append(dataset[int(i)])
     return picks
 
 

@@ -240,6 +240,9 @@ def convention_notes(model_cfg: Mapping) -> list[str]:
     if (model_cfg.get('mask_head') or {}).get('remove_islands') is not None:
         notes.append('mask_head.remove_islands is set: predicted masks (and their boxes) drop '
                      "disconnected regions; the paper's numbers keep every pixel over 0.5")
+    if (model_cfg.get('mask_head') or {}).get('mask_box', 'tight') != 'tight':
+        notes.append("mask_head.mask_box is not 'tight': boxes from masks are their largest "
+                     "regions' boxes; the paper's are the whole masks' tight boxes")
     return notes
 
 

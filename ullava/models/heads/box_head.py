@@ -135,8 +135,10 @@ class BoxHead(BaseHead):
             if len(states) else [states.new_zeros(0, 4)] * len(counts)
         for i, ds in enumerate(data_samples):
             masks = ds.get('pred_masks')
-            from_masks = boxes_from_masks(masks) if masks is not None \
-                else torch.zeros(0, 4, device=device)
+            from_masks = ds.get('pred_boxes')  # the mask head's boxes (its ``mask_box``)
+            if masks is None or from_masks is None or len(from_masks) != len(masks):
+                from_masks = boxes_from_masks(masks) if masks is not None \
+                    else torch.zeros(0, 4, device=device)
             if self.box_source == 'mask' or not len(head_boxes[i]):
                 boxes = from_masks
             else:

@@ -148,6 +148,9 @@ class SAMMaskHead(BaseHead):
             always kept, as SAM's automatic mask generator's ``min_mask_region_area``). Applied
             before the masks' boxes are taken: one stray speck far from the object widens the
             tight box of the whole mask past IoU 0.5. An inference-only option.
+        mask_box: how a mask's box (``pred_boxes``) is taken: ``'tight'`` (the reference: the
+            tight box of the mask) or ``'largest_region'`` (the tight box of its largest
+            8-connected region; the mask itself is kept whole for RES). Inference only.
     """
 
     target_fields = {'gt_masks': 'mask'}
@@ -160,13 +163,17 @@ class SAMMaskHead(BaseHead):
                  loss_mask_bce: dict | None = None, loss_mask_dice: dict | None = None,
                  fused_attention: bool = True, embedding_cache: dict | None = None,
                  loss_points: dict | None = None,
-                 remove_islands: str | int | None = None) -> None:
+                 remove_islands: str | int | None = None, mask_box: str = 'tight') -> None:
         super().__init__(tokens=(token,), prompt_state=prompt_state)
         if not (remove_islands in (None, 'largest') or (isinstance(remove_islands, int)
                                                         and remove_islands >= 1)):
             raise UserError(f"mask_head.remove_islands must be None, 'largest' or a pixel count "
                             f'>= 1, got {remove_islands!r}')
         self.remove_islands = remove_islands
+        if mask_box not in ('tight', 'largest_region'):
+            raise UserError(f"mask_head.mask_box must be 'tight' (the reference's) or "
+                            f"'largest_region', got {mask_box!r}")
+        self.mask_box = mask_box
         from ullava.models.embedding_cache import build_embedding_cache
         self.embedding_cache = build_embedding_cache(embedding_cache)
         if loss_frame not in LOSS_FRAMES:
@@ -363,7 +370,8 @@ class SAMMaskHead(BaseHead):
                 scores = torch.zeros(0, h, w, device=counts.device)
             ds.pred_mask_scores = scores
             ds.pred_masks = remove_islands(scores > 0.5, self.remove_islands)
-            ds.pred_boxes = boxes_from_masks(ds.pred_masks)
+            ds.pred_boxes = boxes_from_masks(remove_islands(ds.pred_masks, 'largest')
+                                             if self.mask_box == 'largest_region' else ds.pred_masks)
             ds.pred_box_scores = torch.ones(len(scores), device=counts.device)
 
     def sample_loss_points(self, logits: torch.Tensor,
