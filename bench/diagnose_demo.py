@@ -31,6 +31,7 @@ import torch.nn.functional as F  # noqa: E402
 from torchvision.ops import box_iou  # noqa: E402
 
 from ullava.demo.language import expression_kind, question_kind  # noqa: E402
+from ullava.models.heads.mask_head import remove_islands  # noqa: E402
 from ullava.structures import boxes_from_masks  # noqa: E402
 
 
@@ -39,17 +40,6 @@ def batches(dataset, limit: int, size: int = 16):
     n = min(len(dataset), limit)
     for start in range(0, n, size):
         yield ullava_collate([dataset[i] for i in range(start, min(n, start + size))])
-
-
-def largest_part(masks: torch.Tensor) -> torch.Tensor:
-    """The largest 8-connected part of the first mask [1,H,W] (empty in, empty out)."""
-    from scipy import ndimage
-    mask = masks[0].bool().numpy()
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
-    if count == 0:
-        return masks[:1].bool()
-    sizes = np.bincount(labels.ravel())[1:]
-    return torch.from_numpy(labels == 1 + sizes.argmax())[None]
 
 
 def linear_probe(x: np.ndarray, y: np.ndarray, classes: int) -> float:
@@ -144,7 +134,7 @@ def main() -> None:
                     hit = len(pred) and box_iou(pred, gt)[0, 0].item() > 0.5  # strict, unclipped
                     rec_hits[source].append(bool(hit))
                     if source == 'mask':  # how much stray pixels cost: the largest part's box
-                        part = largest_part(s.pred_masks[:1])
+                        part = remove_islands(s.pred_masks[:1], 'largest')
                         hit = len(part) and box_iou(boxes_from_masks(part), gt)[0, 0].item() > 0.5
                         rec_hits['part'].append(bool(hit))
         model.box_source = box_source
