@@ -191,15 +191,20 @@ def test_refcoco_several_refs_per_sample(world, pipeline, model):
         build(case, refs_per_sample=0)
 
 
-def test_vqa_several_questions_per_sample(world, pipeline, model):
+def test_vqa_several_questions_per_sample(world, pipeline, model, tmp_path):
     """``questions_per_sample=3``: one image per training sample, up to 3 of its questions in
     turn, each answered with its most common answer; the image shown once; test mode keeps one
-    sample per question; the default (1) is the reference's one question a sample."""
+    sample per question; the default (1) is the reference's one question a sample. The answers
+    are in the official VQAv2 shape ({answer, answer_confidence, answer_id})."""
     from collections import Counter
 
     from ullava.datasets import ullava_collate
-    case = dict(type='VQAv2Dataset', data_root=str(world), ann_file='train/vqa_train.json')
     records = json.loads((world / 'train/vqa_train.json').read_text())
+    official = [dict(r, answers=[dict(answer=a, answer_confidence='yes', answer_id=k + 1)
+                                 for k, a in enumerate(r['answers'])]) for r in records]
+    (tmp_path / 'vqa_official.json').write_text(json.dumps(official))
+    case = dict(type='VQAv2Dataset', data_root=str(world),
+                ann_file=str(tmp_path / 'vqa_official.json'))
     per_image: dict = {}
     for r in records:
         per_image.setdefault(r['image'], []).append(r)
