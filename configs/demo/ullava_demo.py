@@ -39,15 +39,19 @@ res_refs_per_sample = int('{{$ULLAVA_DEMO_RES_REFS:3}}')
 # generalises to it, a tiny one trained from scratch does not (its first answer token was wrong,
 # no [SEG]), so the demo asks its held-out questions in a training phrasing.
 res_test_question = '<image>\nSegment and locate {} in this image.'
+# each human turn's <image> / <video> after its words (TokenizeConversation.visual_last)
+visual_last = bool(int('{{$ULLAVA_DEMO_VISUAL_LAST:0}}'))
 
 pipeline = [
     dict(type='LoadImage'),
     dict(type='LoadVideo', num_frames=num_frames),
     dict(type='LoadMasks'),
-    dict(type='ResizeForCLIP', size=sam_size),  # the view of video frames, at the tower's size
+    # the view of video frames, at the tower's size (images reach the tower in SAM's view)
+    dict(type='ResizeForCLIP', size=sam_size, keys=('frames',)),
     dict(type='ResizeForSAM', size=sam_size),
     dict(type='TokenizeConversation', tokenizer=dict(tiny=True), template='conv_sep2',
-         image_token_len=image_token_len, video_token_len=video_token_len),
+         image_token_len=image_token_len, video_token_len=video_token_len,
+         visual_last=visual_last),
     dict(type='PackULLaVAInputs'),
 ]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ullava.models.tokens import IGNORE_INDEX, expand_visual_placeholders
+from ullava.models.tokens import IGNORE_INDEX, IMAGE, VIDEO, expand_visual_placeholders
 from ullava.utils import UserError
 
 VICUNA_SYSTEM = ('A chat between a curious human and an artificial intelligence assistant. '
@@ -67,6 +67,25 @@ def parse_turns(conversations: list[dict], source: str = '') -> list[tuple[int, 
     if not turns or turns[-1][0] != 1:
         raise UserError(f'{source}: a conversation must end with an assistant ("gpt") turn')
     return turns
+
+
+def visual_input_last(message: str) -> str:
+    """A human turn with its ``<image>`` / ``<video>`` placeholders moved after its words:
+    ``'<image>\nWhat colour is the star?'`` -> ``'What colour is the star?\n<image>'``.
+
+    In a causal LLM the visual tokens placed before the question cannot read it: every
+    question-dependent step (find the star, compare two shapes) then falls to the few layers
+    between the question and the answer. Placed after it, each visual token attends to the
+    question too. The reference has both orders among its templates ("Give a brief description
+    of the image.\n<image>"); ``TokenizeConversation(visual_last=True)`` applies the second to
+    every turn (the tiny demo LLM's option, docs/benchmarks.md).
+    """
+    found = [tag for tag in (IMAGE, VIDEO) for _ in range(message.count(tag))]
+    if not found:
+        return message
+    for tag in (IMAGE, VIDEO):
+        message = message.replace(tag + '\n', '').replace('\n' + tag, '').replace(tag, '')
+    return message.strip() + '\n' + ''.join(found)
 
 
 def tokenize_conversation(tokenizer, template: str, turns: list[tuple[int, str]],

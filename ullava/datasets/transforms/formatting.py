@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 
-from ullava.datasets.conversation import parse_turns, tokenize_conversation
+from ullava.datasets.conversation import parse_turns, tokenize_conversation, visual_input_last
 from ullava.models.language import build_tokenizer
 from ullava.registry import TRANSFORMS
 from ullava.structures import ULLaVADataSample, packed_fields
@@ -22,19 +22,26 @@ class TokenizeConversation(BaseTransform):
         template: ``'conv_simple'`` or ``'conv_sep2'``.
         image_token_len / video_token_len: placeholders per ``<image>`` / ``<video>``; must match
             the model's vision tower (the model checks).
+        visual_last: move each human turn's ``<image>`` / ``<video>`` after its words
+            (:func:`~ullava.datasets.conversation.visual_input_last`), so the visual tokens read
+            the question; False (the reference's): the templates' own order.
     """
 
     def __init__(self, tokenizer: dict, template: str = 'conv_sep2', image_token_len: int = 256,
-                 video_token_len: int = 264, max_length: int | None = None) -> None:
+                 video_token_len: int = 264, max_length: int | None = None,
+                 visual_last: bool = False) -> None:
         self.tokenizer_cfg = tokenizer
         self.template = template
         self.image_token_len = image_token_len
         self.video_token_len = video_token_len
         self.max_length = max_length
+        self.visual_last = bool(visual_last)
 
     def transform(self, results: dict) -> dict:
         source = f"{results.get('ann_file', '?')} record {results.get('record_idx', '?')}"
         turns = parse_turns(results['conversations'], source)
+        if self.visual_last:
+            turns = [(role, visual_input_last(text) if role == 0 else text) for role, text in turns]
         tokens = tokenize_conversation(build_tokenizer(**self.tokenizer_cfg), self.template, turns,
                                        self.image_token_len, self.video_token_len, self.max_length)
         results.update(tokens)

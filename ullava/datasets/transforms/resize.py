@@ -51,10 +51,22 @@ class ResizeForCLIP(BaseTransform):
             mean-colour pad.
         pad: pad to a square first (the reference's ``aspect_ratio: 'pad'``, every stage-II and
             evaluation config); False: the processor alone, as the reference's stage I.
+        keys: which inputs get a CLIP view: ``'img'`` (images) and / or ``'frames'`` (video
+            frames). A tower that reads the images' SAM view (``SAMEncoderTower``: the demo)
+            needs the frames' view only, and a CLIP resize of every image would cost about a
+            third of its data loading for nothing (``bench/profile_demo_iteration.py``).
     """
 
+    KEYS = ('img', 'frames')
+
     def __init__(self, size: int = 224, processor: str | None = None,
-                 pad_value: Sequence[int] = CLIP_PAD_WHITE, pad: bool = True) -> None:
+                 pad_value: Sequence[int] = CLIP_PAD_WHITE, pad: bool = True,
+                 keys: Sequence[str] = KEYS) -> None:
+        unknown = sorted(set(keys) - set(self.KEYS))
+        if unknown or not keys:
+            raise UserError(f'ResizeForCLIP.keys: {list(keys)!r} must name one or both of '
+                            f'{list(self.KEYS)} (got unknown {unknown})')
+        self.keys = tuple(keys)
         from transformers import CLIPImageProcessor  # the kept implementation of this resize
         if processor is not None:
             from ullava.models.language import _check_folder
@@ -77,9 +89,9 @@ class ResizeForCLIP(BaseTransform):
         return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
     def transform(self, results: dict) -> dict:
-        if 'img' in results:
+        if 'img' in self.keys and 'img' in results:
             results['clip_img'] = self._one(results['img'])
-        if 'frames' in results:
+        if 'frames' in self.keys and 'frames' in results:
             results['clip_frames'] = np.stack([self._one(f) for f in results['frames']])
         return results
 
