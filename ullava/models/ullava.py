@@ -63,6 +63,10 @@ class ULLaVA(BaseModel):
         packing: run the LLM body on the batch's real tokens only, each sample attending within
             itself (``ullava/models/packing.py``); the same states as the padded batch, less
             work when lengths differ. Off by default (the reference pads).
+        ce_reduction: ``'token'`` (the reference's, as every HF causal LM: the mean over the
+            batch's supervised tokens) or ``'sample'`` (each sample's mean, then the mean over
+            samples: a one-word VQA answer weighs as much as a 30-token caption instead of
+            1/30 of it).
     """
 
     def __init__(self, tokenizer: dict, llm: dict, vision_tower: dict, projector: str = 'mlp',
@@ -71,11 +75,16 @@ class ULLaVA(BaseModel):
                  trainable: Sequence[str] = ('^projector',), loss_weights: dict | None = None,
                  box_source: str | None = None, detector: dict | None = None,
                  predict_protocol: str = 'generate', generation: dict | None = None,
-                 packing: bool = False, data_preprocessor: dict | None = None,
+                 packing: bool = False, ce_reduction: str = 'token',
+                 data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
         # built from our registry so the model also builds outside a Runner's default scope
         preprocessor = MODELS.build(data_preprocessor or dict(type='ULLaVADataPreprocessor'))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
+        if ce_reduction not in ('token', 'sample'):
+            raise UserError(f"model.ce_reduction must be 'token' (the reference's) or 'sample', "
+                            f"got {ce_reduction!r}")
+        self.ce_reduction = ce_reduction
         if predict_protocol not in ('generate', 'teacher_forced'):
             raise UserError(f"predict_protocol must be 'generate' or 'teacher_forced', "
                             f"got {predict_protocol!r}")
@@ -242,7 +251,7 @@ class ULLaVA(BaseModel):
         supervised = shift_labels != IGNORE_INDEX
         _, lm_head = decoder_and_head(self.llm)
         logits = lm_head(hidden[:, :-1][supervised])
-        ce = F.cross_entropy(logits.float(), shift_labels[supervised]) if supervised.any() \
+        ce = self._lm_loss(logits, shift_labels[supervised], supervised) if supervised.any() \
             else batch.zero(self.llm)
         result = dict(loss_ce=self.ce_weight * ce)
         for name, head in self.heads.items():
@@ -252,6 +261,19 @@ class ULLaVA(BaseModel):
                                     f'head\'s; name each head\'s terms apart')
                 result[key] = value
         return result
+
+    def _lm_loss(self, logits: torch.Tensor, targets: torch.Tensor,
+                 supervised: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the supervised positions (``supervised`` [B, L-1] marks them, in
+        the row-major order of ``logits``), reduced as ``ce_reduction`` says."""
+        if self.ce_reduction == 'token':
+            return F.cross_entropy(logits.float(), targets)
+        per_token = F.cross_entropy(logits.float(), targets, reduction='none')
+        sample = supervised.nonzero()[:, 0]  # the sample of each supervised position
+        counts = supervised.sum(1)
+        per_sample = per_token.new_zeros(len(counts)).index_add_(0, sample, per_token)
+        kept = counts > 0
+        return (per_sample[kept] / counts[kept]).mean()
 
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
