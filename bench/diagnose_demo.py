@@ -91,6 +91,7 @@ def main() -> None:
     box_source = model.box_source
 
     ious, vqa_hits = collections.defaultdict(list), collections.defaultdict(list)
+    vqa_answers = collections.defaultdict(list)  # what the model answers, by kind: its bias
     states, colours, kinds, cosines, changed = [], [], [], [], []
     with torch.no_grad():
         for batch in batches(res, args.limit):
@@ -142,8 +143,9 @@ def main() -> None:
             data = model.data_preprocessor(batch, False)
             for s in model(**data, mode='predict'):
                 answer = s.pred_text.strip().lower().rstrip('.')
-                vqa_hits[question_kind(s.metainfo['prompt'])].append(
-                    answer == str(s.gt_answer).strip().lower().rstrip('.'))
+                kind = question_kind(s.metainfo['prompt'])
+                vqa_hits[kind].append(answer == str(s.gt_answer).strip().lower().rstrip('.'))
+                vqa_answers[kind].append(answer)
 
     print('| RES expression | n | mean IoU | prec@0.5 |\n|---|---|---|---|')
     for kind, values in sorted(ious.items()):
@@ -155,9 +157,11 @@ def main() -> None:
                     head='the [LOC] head')[source]
         print(f'| {name} | '
               f'{len(values)} | {np.mean(values):.3f} |')
-    print('\n| VQA question | n | accuracy |\n|---|---|---|')
+    print('\n| VQA question | n | accuracy | most frequent answer (share) |\n|---|---|---|---|')
     for kind, values in sorted(vqa_hits.items()):
-        print(f'| {kind} | {len(values)} | {np.mean(values):.3f} |')
+        top, count = collections.Counter(vqa_answers[kind]).most_common(1)[0]
+        print(f'| {kind} | {len(values)} | {np.mean(values):.3f} | {top!r} '
+              f'({count / len(values):.2f}) |')
     x = np.stack(states)
     print('\n| [SEG] prompt | value |\n|---|---|')
     print(f'| mean cosine between the [SEG] states of different samples | {np.mean(cosines):.4f} |')
