@@ -52,11 +52,14 @@ def time_transforms(dataset, times: dict) -> None:
 
 
 def time_modules(model, times: dict) -> None:
+    from ullava.models.language import decoder_and_head
     starts = {}
     for name in PARTS:
         module = getattr(model, name, None)
         if module is None:
             continue
+        if name == 'llm':  # the model runs the LLM's body (the LM head only where supervised)
+            module = decoder_and_head(module)[0]
         module.register_forward_pre_hook(lambda m, a, _n=name: starts.__setitem__(_n, time.perf_counter()))
         module.register_forward_hook(
             lambda m, a, o, _n=name: times.__setitem__(f'forward: {_n}', times[f'forward: {_n}']
