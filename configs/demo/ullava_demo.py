@@ -103,8 +103,8 @@ model = dict(
     trainable=['^projector', '^llm', r'^mask_head\.(mask_decoder|seg_projector)', '^box_head'],
     box_source='mask',
     # each sample's LM loss weighs the same, however long its answer (the reference averages
-    # over tokens): RES 0.53 -> 0.61, semantic mIoU 0.53 -> 0.75 on this machine, seed 0
-    # (docs/benchmarks.md, "Per-sample LM loss")
+    # over tokens): semantic mIoU 0.53 -> 0.75 / 0.74 (seeds 0 / 1), RES 0.53 -> 0.61 / 0.52
+    # (within the seeds' spread) on one machine (docs/benchmarks.md, "Per-sample LM loss")
     ce_reduction=ce_reduction)
 # torch's fused AdamW: the same update in one pass over the parameters (18 ms an iteration less)
 optim_wrapper = dict(optimizer=dict(fused=True),
