@@ -12,6 +12,8 @@ from mmengine.logging import print_log
 
 from ullava.utils import UserError
 
+from .conversation import remove_placeholder
+
 QUOTE_LIMIT = 80
 MAX_SKIP_LOGS = 20  # skip messages logged one by one; after that only counted
 
@@ -96,7 +98,7 @@ class ULLaVADataset(BaseDataset):
     @staticmethod
     def without_image(question: str) -> str:
         """A later turn's question: the image is shown once, in the first."""
-        return question.replace('<image>\n', '').replace('\n<image>', '').replace('<image>', '')
+        return remove_placeholder(question)
 
     def sample_rng(self, idx: int) -> np.random.Generator:
         """The random generator of sample ``idx`` (see ``seed``)."""

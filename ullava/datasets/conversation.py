@@ -84,8 +84,13 @@ def visual_input_last(message: str) -> str:
     if not found:
         return message
     for tag in (IMAGE, VIDEO):
-        message = message.replace(tag + '\n', '').replace('\n' + tag, '').replace(tag, '')
+        message = remove_placeholder(message, tag)
     return message.strip() + '\n' + ''.join(found)
+
+
+def remove_placeholder(message: str, tag: str = IMAGE) -> str:
+    """``message`` without ``tag`` and the newline that joins it to the words."""
+    return message.replace(tag + '\n', '').replace('\n' + tag, '').replace(tag, '')
 
 
 def tokenize_conversation(tokenizer, template: str, turns: list[tuple[int, str]],

@@ -53,8 +53,8 @@ class ResizeForCLIP(BaseTransform):
             evaluation config); False: the processor alone, as the reference's stage I.
         keys: which inputs get a CLIP view: ``'img'`` (images) and / or ``'frames'`` (video
             frames). A tower that reads the images' SAM view (``SAMEncoderTower``: the demo)
-            needs the frames' view only, and a CLIP resize of every image would cost about a
-            third of its data loading for nothing (``bench/profile_demo_iteration.py``).
+            needs the frames' view only, and a CLIP resize of every image would cost about
+            half of its data loading for nothing (``bench/profile_demo_iteration.py``).
     """
 
     KEYS = ('img', 'frames')
