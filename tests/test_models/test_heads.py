@@ -176,3 +176,33 @@ def test_mask_post_processing_reaches_the_predictions(tiny_model, option, value)
     largest = remove_islands(out.pred_masks, 'largest')
     assert torch.equal(new.pred_masks, largest if option == 'remove_islands' else out.pred_masks)
     assert torch.equal(new.pred_boxes, boxes_from_masks(largest))
+
+
+def test_prompt_norm_standardises_the_seg_states_over_the_batch(tiny_cfg):
+    """``prompt_norm='batch'``: in training the projector reads the [SEG] states standardised per
+    feature over the batch (a common part removed), and the running statistics move; a lone
+    prompt and inference use the running ones and change nothing; the default has no norm and
+    a bad value is refused in one line."""
+    assert MODELS.build(copy.deepcopy(tiny_cfg.model)).mask_head.prompt_norm is None
+    cfg = copy.deepcopy(tiny_cfg.model)
+    cfg.mask_head['prompt_norm'] = 'layer'
+    with pytest.raises(UserError, match='prompt_norm'):
+        MODELS.build(cfg)
+    cfg.mask_head['prompt_norm'] = 'batch'
+    head = MODELS.build(cfg).mask_head
+    torch.manual_seed(0)
+    hidden = head.prompt_norm.num_features
+    common = 10 * torch.randn(hidden)
+    states = common + 0.1 * torch.randn(6, hidden)  # six prompts, nearly the same state
+    head.train()
+    out = head.normalize_prompts(states)
+    assert torch.allclose(out.mean(0), torch.zeros(hidden), atol=1e-4)
+    assert torch.allclose(out.var(0, unbiased=False), torch.ones(hidden), atol=1e-2)
+    moved = head.prompt_norm.running_mean.clone()
+    assert not torch.equal(moved, torch.zeros(hidden))
+    lone = head.normalize_prompts(states[:1])  # no batch statistics for one prompt
+    assert torch.equal(head.prompt_norm.running_mean, moved)
+    head.eval()
+    assert torch.equal(head.normalize_prompts(states[:1]), lone)
+    assert torch.equal(head.prompt_norm.running_mean, moved)
+    assert not any(k.startswith('prompt_norm') for k, _ in head.named_parameters())

@@ -422,7 +422,7 @@ def test_convention_notes_name_each_variant():
     from ullava.models.convert import convention_notes
     assert convention_notes(dict(mask_head=dict(), box_head=dict())) == []
     notes = convention_notes(dict(mask_head=dict(remove_islands='largest', prompt_state='token',
-                                                 mask_box='largest_region'),
+                                                 mask_box='largest_region', prompt_norm='batch'),
                                   box_head=dict(output='sigmoid_cxcywh')))
-    assert len(notes) == 4 and any('remove_islands' in n for n in notes)
-    assert any('mask_box' in n for n in notes)
+    assert len(notes) == 5 and any('remove_islands' in n for n in notes)
+    assert any('mask_box' in n for n in notes) and any('prompt_norm' in n for n in notes)

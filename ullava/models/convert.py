@@ -243,6 +243,10 @@ def convention_notes(model_cfg: Mapping) -> list[str]:
     if (model_cfg.get('mask_head') or {}).get('mask_box', 'tight') != 'tight':
         notes.append("mask_head.mask_box is not 'tight': boxes from masks are their largest "
                      "regions' boxes; the paper's are the whole masks' tight boxes")
+    if (model_cfg.get('mask_head') or {}).get('prompt_norm') is not None:
+        notes.append('mask_head.prompt_norm is set: the [SEG] states are standardised before '
+                     'seg_projector, which released weights were not trained with (and which '
+                     'holds no running statistics for them)')
     return notes
 
 

@@ -151,6 +151,13 @@ class SAMMaskHead(BaseHead):
         mask_box: how a mask's box (``pred_boxes``) is taken: ``'tight'`` (the reference: the
             tight box of the mask) or ``'largest_region'`` (the tight box of its largest
             8-connected region; the mask itself is kept whole for RES). Inference only.
+        prompt_norm: None (the reference: the [SEG] state enters ``seg_projector`` as it is) or
+            ``'batch'``: each feature of the [SEG] states standardised over the batch's prompts
+            before the projector (a BatchNorm1d without weights; its running statistics at
+            inference). The tiny demo's [SEG] states share a large common part (mean cosine
+            0.85-0.96 between different targets' states, ``bench/diagnose_demo.py``), and a run
+            whose decoder learnt to ignore the small rest segments every shape whatever it is
+            asked; centring and scaling shows the decoder only what tells prompts apart.
     """
 
     target_fields = {'gt_masks': 'mask'}
@@ -163,7 +170,8 @@ class SAMMaskHead(BaseHead):
                  loss_mask_bce: dict | None = None, loss_mask_dice: dict | None = None,
                  fused_attention: bool = True, embedding_cache: dict | None = None,
                  loss_points: dict | None = None,
-                 remove_islands: str | int | None = None, mask_box: str = 'tight') -> None:
+                 remove_islands: str | int | None = None, mask_box: str = 'tight',
+                 prompt_norm: str | None = None) -> None:
         super().__init__(tokens=(token,), prompt_state=prompt_state)
         if not (remove_islands in (None, 'largest') or (isinstance(remove_islands, int)
                                                         and remove_islands >= 1)):
@@ -174,6 +182,9 @@ class SAMMaskHead(BaseHead):
             raise UserError(f"mask_head.mask_box must be 'tight' (the reference's) or "
                             f"'largest_region', got {mask_box!r}")
         self.mask_box = mask_box
+        if prompt_norm not in (None, 'batch'):
+            raise UserError(f"mask_head.prompt_norm must be None (the reference's) or 'batch', "
+                            f'got {prompt_norm!r}')
         from ullava.models.embedding_cache import build_embedding_cache
         self.embedding_cache = build_embedding_cache(embedding_cache)
         if loss_frame not in LOSS_FRAMES:
@@ -219,6 +230,8 @@ class SAMMaskHead(BaseHead):
             transformer=TwoWayTransformer(embedding_dim=prompt_dim, **dec))
         # u-LLaVA's text-to-prompt projection: Linear(h, h) -> ReLU -> Linear(h, 256)
         self.seg_projector = mlp(llm_hidden, llm_hidden, prompt_dim)
+        self.prompt_norm = nn.BatchNorm1d(llm_hidden, affine=False) \
+            if prompt_norm == 'batch' else None
         if state is not None:
             self.load_sam(checkpoint, state)
 
@@ -236,7 +249,8 @@ class SAMMaskHead(BaseHead):
         encoder and decoder as prepared by tools/prepare_mini_weights.py); a clear error naming
         bad keys or shapes."""
         state = read_sam_state(path) if state is None else state
-        own = {k: v for k, v in self.state_dict().items() if not k.startswith('seg_projector.')}
+        own = {k: v for k, v in self.state_dict().items()
+               if not k.startswith(('seg_projector.', 'prompt_norm.'))}  # ullava's, not SAM's
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
@@ -283,10 +297,22 @@ class SAMMaskHead(BaseHead):
         Returns:
             Mask logits [P, S, S] in the SAM input frame (resized + padded image).
         """
+        if self.prompt_norm is not None:
+            seg_states = self.normalize_prompts(seg_states)
         sparse = self.seg_projector(seg_states).unsqueeze(1)  # [P,1,C]
         low_res = self._decode(image_embeddings[prompt_to_image], sparse)
         return F.interpolate(low_res, (self.image_size, self.image_size), mode='bilinear',
                              align_corners=False)[:, 0]
+
+    def normalize_prompts(self, states: torch.Tensor) -> torch.Tensor:
+        """``prompt_norm='batch'``: batch statistics in training (a lone prompt, which has
+        none, uses the running ones and leaves them as they are), running ones otherwise."""
+        norm = self.prompt_norm
+        batch_stats = self.training and len(states) > 1
+        out = F.batch_norm(states.to(norm.running_mean.dtype), norm.running_mean,
+                           norm.running_var, training=batch_stats, momentum=norm.momentum,
+                           eps=norm.eps)
+        return out.to(states.dtype)
 
     def _decode(self, src: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         """SAM's ``MaskDecoder.predict_masks`` for per-prompt image embeddings.
