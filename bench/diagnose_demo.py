@@ -2,6 +2,7 @@
 
     python bench/diagnose_demo.py [--config configs/demo/ullava_tiny_demo.py]
                                   [--checkpoint work_dirs/demo/iter_3600.pth] [--limit 480]
+                                  [--cfg-options KEY=VALUE ...]  (those it was trained with)
 
 On the held-out split of the shapes world it prints, as markdown tables:
 
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument('--checkpoint', default=None,
                         help='default: the last checkpoint of work_dirs/demo')
     parser.add_argument('--limit', type=int, default=480, help='samples per task')
+    from ullava.engine.launch import add_cfg_options
+    add_cfg_options(parser)  # the options the checkpoint was trained with (model.*)
     args = parser.parse_args()
     torch.manual_seed(0)
     from mmengine.registry import DefaultScope
@@ -81,7 +84,7 @@ def main() -> None:
     install_compat()
     if args.checkpoint is None:
         args.checkpoint = open('work_dirs/demo/last_checkpoint').read().strip()
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     model = MODELS.build(cfg.model)
     model.load_state_dict(_load_checkpoint(args.checkpoint, map_location='cpu')['state_dict'])
     model.eval()
