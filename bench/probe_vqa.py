@@ -55,16 +55,17 @@ def tower_tokens(model, dataset) -> tuple[torch.Tensor, list[int], list[str], li
     from ullava.datasets import ullava_collate
     stream = 'sam_images' if getattr(model.vision_tower, 'image_stream', 'clip') == 'sam' \
         else 'images'
-    image_of, first, questions, answers = [], {}, [], []  # first: image -> its first question
+    ordinal, firsts = {}, []  # image -> its index; each image's first question
+    image_of, questions, answers = [], [], []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
-        if info['img_path'] not in first:
-            first[info['img_path']] = i
-        image_of.append(len(first) - 1 if first[info['img_path']] == i
-                        else image_of[first[info['img_path']]])
+        if info['img_path'] not in ordinal:
+            ordinal[info['img_path']] = len(firsts)
+            firsts.append(i)
+        image_of.append(ordinal[info['img_path']])
         questions.append(info['question'])
-        answers.append(collections.Counter(info['gt_answers']).most_common(1)[0][0])
-    firsts, tokens = list(first.values()), []
+        answers.append(info['answer'])  # the dataset's: the most common annotator answer
+    tokens = []
     for b in range(0, len(firsts), 16):
         batch = ullava_collate([dataset[i] for i in firsts[b:b + 16]])
         inputs = model.data_preprocessor(batch, False)['inputs']
